@@ -1,0 +1,273 @@
+// Package cluster starts a whole kvdb cluster inside one process: N nodes on
+// loopback ports, configured from a named preset (w5r1, w1r5, w3r3,
+// leaderless, leaderless-w3r3). `kvdb cluster`, the experiment runner and
+// the in-process tests all use it.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kvdb/kvdb/internal/node"
+	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/transport"
+)
+
+// Preset is a named replication setting.
+type Preset struct {
+	Name string
+	Mode replication.Mode
+	W, R int
+}
+
+// Presets are the configurations the project measures, for N=5.
+var presets = map[string]Preset{
+	"w5r1":            {"w5r1", replication.LeaderFollower, 5, 1},
+	"w1r5":            {"w1r5", replication.LeaderFollower, 1, 5},
+	"w3r3":            {"w3r3", replication.LeaderFollower, 3, 3},
+	"leaderless":      {"leaderless", replication.Leaderless, 5, 1},
+	"leaderless-w3r3": {"leaderless-w3r3", replication.Leaderless, 3, 3},
+}
+
+// PresetNames lists the preset names, sorted.
+func PresetNames() []string {
+	names := make([]string, 0, len(presets))
+	for n := range presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// LookupPreset returns the named preset.
+func LookupPreset(name string) (Preset, error) {
+	p, ok := presets[name]
+	if !ok {
+		return Preset{}, fmt.Errorf("unknown config %q: want one of %v", name, PresetNames())
+	}
+	return p, nil
+}
+
+// Config configures a local cluster.
+type Config struct {
+	// Preset names the replication setting (default w5r1).
+	Preset string
+	// N is the number of nodes (default 5).
+	N int
+	// Host is the address to listen on (default 127.0.0.1).
+	Host string
+	// BasePort is the first node's port; the others follow it. Zero picks
+	// free ports.
+	BasePort int
+	// Delays is the delay profile (default none).
+	Delays replication.Delays
+	// PeerTimeout, RequestTimeout and RetryFor pass through to each node
+	// (zero keeps the node defaults).
+	PeerTimeout, RequestTimeout, RetryFor time.Duration
+	// ClusterToken, if set, is shared by every node.
+	ClusterToken string
+	// Faults, if set, is put between every node and its peers (tests).
+	Faults *transport.Faults
+	// Logger receives every node's logs (default: discard).
+	Logger *slog.Logger
+}
+
+// SetDefaults fills zero fields.
+func (c *Config) SetDefaults() {
+	if c.Preset == "" {
+		c.Preset = "w5r1"
+	}
+	if c.N == 0 {
+		c.N = 5
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.Delays.Name == "" {
+		c.Delays = replication.NoDelays()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports invalid settings.
+func (c *Config) Validate() error {
+	var errs []error
+	p, err := LookupPreset(c.Preset)
+	if err != nil {
+		errs = append(errs, err)
+	} else if p.W > c.N || p.R > c.N {
+		errs = append(errs, fmt.Errorf("config %s needs at least %d nodes, have %d", p.Name, max(p.W, p.R), c.N))
+	}
+	if c.N < 1 || c.N > replication.MaxNodes {
+		errs = append(errs, fmt.Errorf("n=%d outside 1..%d", c.N, replication.MaxNodes))
+	}
+	if c.BasePort < 0 || c.BasePort+c.N-1 > 65535 {
+		errs = append(errs, fmt.Errorf("base port %d: ports must stay within 1..65535", c.BasePort))
+	}
+	return errors.Join(errs...)
+}
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	cfg    Config
+	preset Preset
+	nodes  []*node.Node
+	errs   []chan error
+	mu     sync.Mutex
+	down   []bool
+}
+
+// Start listens on every node's port and starts the nodes. In
+// leader-follower mode the first node (on the base port) is the leader.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p, _ := LookupPreset(cfg.Preset)
+	listeners := make([]net.Listener, 0, cfg.N)
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}
+	var lc net.ListenConfig
+	for i := range cfg.N {
+		port := 0
+		if cfg.BasePort != 0 {
+			port = cfg.BasePort + i
+		}
+		l, err := lc.Listen(ctx, "tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cluster: node %d: %w", i+1, err)
+		}
+		listeners = append(listeners, l)
+	}
+	members := make([]replication.Member, cfg.N)
+	for i, l := range listeners {
+		members[i] = replication.Member{ID: "node" + strconv.Itoa(i+1), URL: "http://" + l.Addr().String()}
+	}
+	c := &Cluster{cfg: cfg, preset: p, down: make([]bool, cfg.N)}
+	for i, l := range listeners {
+		ncfg := node.Config{
+			ID: members[i].ID, Listen: l.Addr().String(), Mode: p.Mode, Members: members,
+			W: p.W, R: p.R, Delays: cfg.Delays, PeerTimeout: cfg.PeerTimeout,
+			RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RetryFor,
+			ClusterToken: cfg.ClusterToken, Logger: cfg.Logger.With("node", members[i].ID),
+		}
+		if cfg.Faults != nil {
+			ncfg.WrapTransport = cfg.Faults.Wrap(l.Addr().String())
+		}
+		n, err := node.New(ncfg)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	for i, n := range c.nodes {
+		errc := make(chan error, 1)
+		c.errs = append(c.errs, errc)
+		go func() { errc <- n.Serve(listeners[i]) }()
+	}
+	return c, nil
+}
+
+// Preset is the cluster's replication setting.
+func (c *Cluster) Preset() Preset { return c.preset }
+
+// Nodes returns the nodes in member order.
+func (c *Cluster) Nodes() []*node.Node { return c.nodes }
+
+// URLs returns every node's base URL in member order (the leader first in
+// leader-follower mode).
+func (c *Cluster) URLs() []string {
+	urls := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		urls[i] = n.URL()
+	}
+	return urls
+}
+
+// Hosts returns every node's host:port, the names Faults uses.
+func (c *Cluster) Hosts() []string {
+	hosts := make([]string, len(c.nodes))
+	for i, u := range c.URLs() {
+		hosts[i] = u[len("http://"):]
+	}
+	return hosts
+}
+
+// Stop shuts node i down (its port then refuses connections), as a crashed
+// node would look to its peers. Background replication it was doing is cut.
+func (c *Cluster) Stop(i int) error {
+	c.mu.Lock()
+	if c.down[i] {
+		c.mu.Unlock()
+		return nil
+	}
+	c.down[i] = true
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.nodes[i].Drain(ctx)
+	err := c.nodes[i].Close(ctx)
+	return errors.Join(err, <-c.errs[i])
+}
+
+// Close stops every node: first all drain their background replication
+// while every server still answers, then all servers stop.
+func (c *Cluster) Close(ctx context.Context) error {
+	var mu sync.Mutex
+	var errs []error
+	each := func(fn func(n *node.Node) error) {
+		var wg sync.WaitGroup
+		for i, n := range c.nodes {
+			c.mu.Lock()
+			down := c.down[i]
+			c.mu.Unlock()
+			if down {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := fn(n); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	each(func(n *node.Node) error { return n.Drain(ctx) })
+	each(func(n *node.Node) error { return n.Close(ctx) })
+	for i := range c.nodes {
+		c.mu.Lock()
+		down := c.down[i]
+		c.down[i] = true
+		c.mu.Unlock()
+		if !down {
+			if err := <-c.errs[i]; err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Client returns an HTTP client suited to talking to the cluster: no
+// redirect following, keep-alive.
+func Client() *http.Client { return transport.NewHTTPClient(10*time.Second, nil) }

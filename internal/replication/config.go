@@ -1,0 +1,169 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Mode selects the replication architecture.
+type Mode string
+
+// The two architectures.
+const (
+	LeaderFollower Mode = "leader-follower"
+	Leaderless     Mode = "leaderless"
+)
+
+// ParseMode accepts "leader-follower" (or "leader") and "leaderless".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "leader-follower", "leader", "leader_follower":
+		return LeaderFollower, nil
+	case "leaderless":
+		return Leaderless, nil
+	}
+	return "", fmt.Errorf("mode %q: want leader-follower or leaderless", s)
+}
+
+// Member is one node of the cluster.
+type Member struct {
+	ID  string
+	URL string // base URL peers use, e.g. http://10.0.0.2:8080
+}
+
+// Config configures a Replicator.
+type Config struct {
+	// Self is this node's ID; it must be one of Members.
+	Self string
+	// Members lists every node, this one included, in a fixed order. The
+	// position is the node's index (the Lamport tie-break) and the order in
+	// which sequential replication visits peers.
+	Members []Member
+	// Mode is LeaderFollower or Leaderless.
+	Mode Mode
+	// Leader is the leader's ID in leader-follower mode (default: the first
+	// member). Ignored in leaderless mode.
+	Leader string
+	// LeaderRedirectURL, if set, is the base URL clients are redirected to for
+	// writes instead of the leader's member URL (for published ports).
+	LeaderRedirectURL string
+	// W and R are the write and read quorums, 1..N. Zero means the default:
+	// W=N, R=1.
+	W, R int
+	// Delays is the storage-delay profile (default none).
+	Delays Delays
+	// PeerTimeout bounds one message to a peer (default 2s).
+	PeerTimeout time.Duration
+	// RetryFor is how long background replication keeps retrying a peer that
+	// failed before it gives up and logs it (default 10s).
+	RetryFor time.Duration
+	// Logger receives the replicator's logs (default: discard).
+	Logger *slog.Logger
+	// Registerer, if set, receives the replicator's Prometheus metrics.
+	Registerer prometheus.Registerer
+}
+
+// N returns the cluster size.
+func (c *Config) N() int { return len(c.Members) }
+
+// Index returns the position of id in Members, or -1.
+func (c *Config) Index(id string) int {
+	for i, m := range c.Members {
+		if m.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// SetDefaults fills zero fields with their defaults.
+func (c *Config) SetDefaults() {
+	if c.Mode == "" {
+		c.Mode = LeaderFollower
+	}
+	if c.Mode == LeaderFollower && c.Leader == "" && len(c.Members) > 0 {
+		c.Leader = c.Members[0].ID
+	}
+	if c.W == 0 {
+		c.W = len(c.Members)
+	}
+	if c.R == 0 {
+		c.R = 1
+	}
+	if c.Delays.Name == "" {
+		c.Delays = NoDelays()
+	}
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = 2 * time.Second
+	}
+	if c.RetryFor == 0 {
+		c.RetryFor = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	n := len(c.Members)
+	if n == 0 {
+		errs = append(errs, errors.New("no members"))
+	}
+	if n > MaxNodes {
+		errs = append(errs, fmt.Errorf("%d members: at most %d supported", n, MaxNodes))
+	}
+	seen := map[string]bool{}
+	for _, m := range c.Members {
+		if m.ID == "" {
+			errs = append(errs, errors.New("member with empty id"))
+		}
+		if seen[m.ID] {
+			errs = append(errs, fmt.Errorf("member id %q listed twice", m.ID))
+		}
+		seen[m.ID] = true
+		if u, err := url.Parse(m.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("member %q: URL %q is not an http(s) base URL", m.ID, m.URL))
+		}
+	}
+	if c.Self == "" {
+		errs = append(errs, errors.New("self id is empty"))
+	} else if n > 0 && !seen[c.Self] {
+		errs = append(errs, fmt.Errorf("self id %q is not among the members", c.Self))
+	}
+	switch c.Mode {
+	case LeaderFollower:
+		if n > 0 && !seen[c.Leader] {
+			errs = append(errs, fmt.Errorf("leader %q is not among the members", c.Leader))
+		}
+	case Leaderless:
+	default:
+		errs = append(errs, fmt.Errorf("mode %q: want leader-follower or leaderless", c.Mode))
+	}
+	if err := checkQuorum(c.W, c.R, n); err != nil {
+		errs = append(errs, err)
+	}
+	if c.PeerTimeout < 0 || c.RetryFor < 0 {
+		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	if c.Delays.Gap < 0 || c.Delays.Apply < 0 || c.Delays.Read < 0 {
+		errs = append(errs, errors.New("delays must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func checkQuorum(w, r, n int) error {
+	if w < 1 || w > n {
+		return fmt.Errorf("%w: w=%d outside 1..%d", ErrInvalid, w, n)
+	}
+	if r < 1 || r > n {
+		return fmt.Errorf("%w: r=%d outside 1..%d", ErrInvalid, r, n)
+	}
+	return nil
+}

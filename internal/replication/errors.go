@@ -1,0 +1,56 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. The HTTP layer maps them to status codes in one place.
+var (
+	// ErrNotFound: no replica read has the key.
+	ErrNotFound = errors.New("key not found")
+	// ErrNotLeader: a follower was asked to coordinate a write.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrQuorum: too few replicas acknowledged in time.
+	ErrQuorum = errors.New("quorum not reached")
+	// ErrInvalid: a request or setting is out of range.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrClosed: the node is shutting down.
+	ErrClosed = errors.New("node is shutting down")
+)
+
+// QuorumError says how many copies answered against how many were needed.
+type QuorumError struct {
+	Op       string // "write" or "read"
+	Acks     int    // copies acknowledged, the coordinator's own included
+	Required int    // W or R
+	N        int
+	Cause    error // last peer error seen, if any
+}
+
+func (e *QuorumError) Error() string {
+	s := fmt.Sprintf("%s quorum not reached: %d of %d required copies acknowledged (n=%d)", e.Op, e.Acks, e.Required, e.N)
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrQuorum) true.
+func (e *QuorumError) Is(target error) bool { return target == ErrQuorum }
+
+// Unwrap returns the last peer error.
+func (e *QuorumError) Unwrap() error { return e.Cause }
+
+// NotLeaderError names the leader a follower redirects writes to.
+type NotLeaderError struct {
+	LeaderID  string
+	LeaderURL string
+}
+
+func (e *NotLeaderError) Error() string {
+	return fmt.Sprintf("not the leader: writes go to %s (%s)", e.LeaderID, e.LeaderURL)
+}
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }

@@ -1,0 +1,152 @@
+package replication
+
+import (
+	"context"
+
+	"github.com/kvdb/kvdb/internal/store"
+)
+
+// Update is one versioned write carried to a replica.
+type Update struct {
+	Key     string `json:"key"`
+	Value   string `json:"value"`
+	Version uint64 `json:"version"`
+}
+
+// Peer is another node as the coordinator sees it. The HTTP transport
+// implements it; unit tests may use in-memory fakes.
+type Peer interface {
+	// ID is the peer's member ID.
+	ID() string
+	// Replicate delivers an update; nil means the peer holds it (or newer).
+	Replicate(ctx context.Context, u Update) error
+	// Read returns the peer's copy of key.
+	Read(ctx context.Context, key string) (store.Entry, bool, error)
+	// SetQuorum changes the peer's W and R.
+	SetQuorum(ctx context.Context, w, r int) error
+}
+
+// Options override W or R for one request; zero keeps the configured value.
+type Options struct {
+	W, R int
+}
+
+// WriteResult is what an acknowledged write returns.
+type WriteResult struct {
+	Key         string
+	Version     uint64
+	Coordinator string // ID of the node that coordinated the write
+	Acks        int    // copies acknowledged when the client was answered
+	W           int
+}
+
+// ReadResult is what a successful read returns.
+type ReadResult struct {
+	Key     string
+	Value   string
+	Version uint64
+	Node    string // ID of the coordinating node
+	Copies  int    // replica copies read (R)
+}
+
+// Info describes a node's replication settings.
+type Info struct {
+	Node   string `json:"node"`
+	Mode   Mode   `json:"mode"`
+	Role   string `json:"role"`
+	Leader string `json:"leader,omitempty"`
+	W      int    `json:"w"`
+	R      int    `json:"r"`
+	N      int    `json:"n"`
+	Delays Delays `json:"delays"`
+}
+
+// ClusterQuorum reports a cluster-wide change of W and R.
+type ClusterQuorum struct {
+	W, R, N int
+	Updated []string          // nodes that took the change, this one included
+	Failed  map[string]string // nodes that could not be reached, with the error
+}
+
+// Replicator is one node's replication engine. The HTTP layer calls it; the
+// two architectures implement it over a shared core.
+type Replicator interface {
+	// Write coordinates a client write.
+	Write(ctx context.Context, key, value string, o Options) (WriteResult, error)
+	// Read coordinates a client read of R copies.
+	Read(ctx context.Context, key string, o Options) (ReadResult, error)
+	// LocalRead returns this node's copy, with no coordination or delay.
+	LocalRead(key string) (store.Entry, bool)
+	// ApplyReplica applies an update sent by a coordinator (after the
+	// profile's apply delay).
+	ApplyReplica(ctx context.Context, u Update) error
+	// ReadReplica answers a coordinator's read (after the read delay).
+	ReadReplica(ctx context.Context, key string) (store.Entry, bool, error)
+	// SetQuorum changes W and R on this node only.
+	SetQuorum(w, r int) error
+	// SetClusterQuorum changes W and R on every node.
+	SetClusterQuorum(ctx context.Context, w, r int) (ClusterQuorum, error)
+	// Info describes the node.
+	Info() Info
+	// Pending is the number of background replication tasks in flight.
+	Pending() int
+	// Keys is the number of keys this node holds.
+	Keys() int
+	// Close refuses new writes and waits (until ctx ends) for background
+	// replication to finish.
+	Close(ctx context.Context) error
+}
+
+// New builds the Replicator for cfg.Mode over st, talking to peers (every
+// member but this one, in any order).
+func New(cfg Config, st *store.Store, peers []Peer) (Replicator, error) {
+	c, err := newCore(cfg, st, peers)
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.Mode == Leaderless {
+		return &leaderless{core: c}, nil
+	}
+	return &leaderFollower{core: c}, nil
+}
+
+// leaderFollower lets only the leader coordinate writes; the leader's clock
+// is a plain counter.
+type leaderFollower struct{ *core }
+
+func (l *leaderFollower) isLeader() bool { return l.cfg.Self == l.cfg.Leader }
+
+func (l *leaderFollower) Write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
+	if !l.isLeader() {
+		leader := l.cfg.Members[l.cfg.Index(l.cfg.Leader)]
+		u := leader.URL
+		if l.cfg.LeaderRedirectURL != "" {
+			u = l.cfg.LeaderRedirectURL
+		}
+		return WriteResult{}, &NotLeaderError{LeaderID: leader.ID, LeaderURL: u}
+	}
+	return l.write(ctx, key, value, o)
+}
+
+func (l *leaderFollower) Info() Info {
+	inf := l.info()
+	inf.Leader = l.cfg.Leader
+	inf.Role = "follower"
+	if l.isLeader() {
+		inf.Role = "leader"
+	}
+	return inf
+}
+
+// leaderless lets every node coordinate; its clock is a Lamport clock.
+type leaderless struct{ *core }
+
+func (l *leaderless) Write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
+	return l.write(ctx, key, value, o)
+}
+
+func (l *leaderless) Info() Info {
+	inf := l.info()
+	inf.Role = "peer"
+	return inf
+}

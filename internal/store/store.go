@@ -1,0 +1,122 @@
+// Package store is kvdb's versioned in-memory key-value store.
+//
+// Every key holds one value and the integer version that wrote it. An update
+// is applied only when its version is newer than the one held, so a replica
+// never goes backwards whatever order replication messages arrive in. The map
+// is split into shards, each behind its own RWMutex, so that readers and
+// writers of different keys rarely contend.
+package store
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// Entry is one stored value and the version that wrote it.
+type Entry struct {
+	Value   string
+	Version uint64
+}
+
+// DefaultShards is the shard count used when New is given zero.
+const DefaultShards = 256
+
+// Store is a sharded, versioned map. The zero value is not usable; call New.
+type Store struct {
+	seed   maphash.Seed
+	shards []shard
+	mask   uint64
+	keys   atomic.Int64
+}
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]Entry
+	_  [40]byte // keep neighbouring shard locks on separate cache lines
+}
+
+// New returns an empty store with the given number of shards, rounded up to
+// a power of two (DefaultShards when n <= 0).
+func New(n int) *Store {
+	if n <= 0 {
+		n = DefaultShards
+	}
+	size := 1
+	for size < n {
+		size <<= 1
+	}
+	s := &Store{seed: maphash.MakeSeed(), shards: make([]shard, size), mask: uint64(size - 1)}
+	for i := range s.shards {
+		s.shards[i].m = make(map[string]Entry)
+	}
+	return s
+}
+
+func (s *Store) shard(key string) *shard {
+	return &s.shards[maphash.String(s.seed, key)&s.mask]
+}
+
+// Get returns the entry for key and whether it exists.
+func (s *Store) Get(key string) (Entry, bool) {
+	sh := s.shard(key)
+	sh.mu.RLock()
+	e, ok := sh.m[key]
+	sh.mu.RUnlock()
+	return e, ok
+}
+
+// Apply stores value under key at version if version is newer than the
+// version held (or the key is absent). It reports whether the update was
+// applied and returns the entry held afterwards.
+func (s *Store) Apply(key, value string, version uint64) (Entry, bool) {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	cur, ok := sh.m[key]
+	if ok && cur.Version >= version {
+		sh.mu.Unlock()
+		return cur, false
+	}
+	e := Entry{Value: value, Version: version}
+	sh.m[key] = e
+	sh.mu.Unlock()
+	if !ok {
+		s.keys.Add(1)
+	}
+	return e, true
+}
+
+// Len returns the number of keys held.
+func (s *Store) Len() int { return int(s.keys.Load()) }
+
+// MaxVersion returns the highest version held by any key (0 when empty).
+func (s *Store) MaxVersion() uint64 {
+	var max uint64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for _, e := range sh.m {
+			if e.Version > max {
+				max = e.Version
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return max
+}
+
+// Range calls fn for every key until fn returns false. Each shard is read
+// under its lock, so fn must not call back into the store.
+func (s *Store) Range(fn func(key string, e Entry) bool) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for k, e := range sh.m {
+			if !fn(k, e) {
+				sh.mu.RUnlock()
+				return
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}

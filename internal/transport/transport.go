@@ -1,0 +1,158 @@
+// Package transport carries node-to-node messages over HTTP: the wire types
+// of the /internal/ endpoints, a Peer client with timeouts and connection
+// reuse, and a fault-injecting RoundTripper for tests (drop, delay,
+// partition).
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/store"
+)
+
+// Internal endpoint paths.
+const (
+	PathReplicate = "/internal/replicate"
+	PathRead      = "/internal/read"
+	PathConfig    = "/internal/config"
+)
+
+// ReadResponse is the body of a successful internal read.
+type ReadResponse struct {
+	Key     string `json:"key"`
+	Value   string `json:"value"`
+	Version uint64 `json:"version"`
+	Found   bool   `json:"found"`
+}
+
+// QuorumRequest is the body of PUT /config and PUT /internal/config.
+type QuorumRequest struct {
+	W int `json:"w"`
+	R int `json:"r"`
+}
+
+// NewHTTPClient returns the client a node uses for its peers: keep-alive
+// connections (many idle per host, so parallel fan-out reuses them), dial
+// and response-header timeouts, and no redirect following. rt, if not nil,
+// wraps the underlying transport (fault injection in tests).
+func NewHTTPClient(timeout time.Duration, wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	var rt http.RoundTripper = &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: timeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	if wrap != nil {
+		rt = wrap(rt)
+	}
+	return &http.Client{
+		Transport:     rt,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// HTTPPeer implements replication.Peer over HTTP.
+type HTTPPeer struct {
+	id     string
+	base   string
+	token  string
+	client *http.Client
+}
+
+// NewHTTPPeer returns a peer at baseURL. token, if not empty, is sent as a
+// bearer token on every call.
+func NewHTTPPeer(id, baseURL, token string, client *http.Client) *HTTPPeer {
+	return &HTTPPeer{id: id, base: strings.TrimRight(baseURL, "/"), token: token, client: client}
+}
+
+// ID returns the peer's member ID.
+func (p *HTTPPeer) ID() string { return p.id }
+
+// Replicate posts u to the peer.
+func (p *HTTPPeer) Replicate(ctx context.Context, u replication.Update) error {
+	return p.do(ctx, http.MethodPost, PathReplicate, u, nil)
+}
+
+// Read asks the peer for its copy of key.
+func (p *HTTPPeer) Read(ctx context.Context, key string) (store.Entry, bool, error) {
+	var rr ReadResponse
+	if err := p.do(ctx, http.MethodGet, PathRead+"?key="+url.QueryEscape(key), nil, &rr); err != nil {
+		return store.Entry{}, false, err
+	}
+	return store.Entry{Value: rr.Value, Version: rr.Version}, rr.Found, nil
+}
+
+// SetQuorum changes the peer's W and R.
+func (p *HTTPPeer) SetQuorum(ctx context.Context, w, r int) error {
+	return p.do(ctx, http.MethodPut, PathConfig, QuorumRequest{W: w, R: r}, nil)
+}
+
+// StatusError is a non-2xx answer from a peer.
+type StatusError struct {
+	Code int
+	Msg  string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("peer answered %d: %s", e.Code, e.Msg) }
+
+func (p *HTTPPeer) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, p.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(msg, &e) == nil && e.Error != "" {
+			msg = []byte(e.Error)
+		}
+		return &StatusError{Code: resp.StatusCode, Msg: strings.TrimSpace(string(msg))}
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s answer: %w", path, err)
+	}
+	return nil
+}
+
+// ErrDropped is returned by a Faults transport for a message it dropped.
+var ErrDropped = errors.New("transport: message dropped by fault injection")
