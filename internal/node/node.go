@@ -134,11 +134,12 @@ func (c *Config) Validate() error {
 
 // Node is one running kvdb node.
 type Node struct {
-	cfg  Config
-	rep  replication.Replicator
-	http *http.Server
-	log  *slog.Logger
-	url  string
+	cfg    Config
+	client *http.Client
+	rep    replication.Replicator
+	http   *http.Server
+	log    *slog.Logger
+	url    string
 }
 
 // New builds a node from cfg; it does not listen yet.
@@ -184,7 +185,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, rep: rep, log: cfg.Logger, url: self}
+	n := &Node{cfg: cfg, client: client, rep: rep, log: cfg.Logger, url: self}
 	n.http = &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -233,6 +234,7 @@ func (n *Node) Drain(ctx context.Context) error { return n.rep.Close(ctx) }
 // Close stops the HTTP server after in-flight requests finish (until ctx
 // ends, then it closes connections).
 func (n *Node) Close(ctx context.Context) error {
+	defer n.client.CloseIdleConnections()
 	if err := n.http.Shutdown(ctx); err != nil {
 		n.http.Close()
 		return fmt.Errorf("node %s: http shutdown: %w", n.cfg.ID, err)

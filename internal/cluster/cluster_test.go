@@ -1,0 +1,436 @@
+package cluster_test
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/transport"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// After the leader acknowledges a set, a read from the leader and from a
+// follower return the new value: directly with W5R1, through a coordinated
+// read with the quorum configs.
+func TestLeaderFollowerReadYourWrite(t *testing.T) {
+	for _, preset := range []string{"w5r1", "w3r3", "w1r5"} {
+		t.Run(preset, func(t *testing.T) {
+			t.Parallel()
+			c := start(t, cluster.Config{Preset: preset, Delays: scaled(0.05)})
+			cl := newClient(t)
+			urls := c.URLs()
+			leader := urls[0]
+			for i := range 5 {
+				w := cl.set(leader, "k", value(i))
+				mustStatus(t, "set", w, http.StatusCreated)
+				for _, u := range []string{leader, urls[1+i%4]} {
+					r := cl.get(u, "k")
+					mustStatus(t, "get "+u, r, http.StatusOK)
+					if r.Value != value(i) || r.Version != w.Version {
+						t.Fatalf("%s: get from %s = %q v%d, want %q v%d", preset, u, r.Value, r.Version, value(i), w.Version)
+					}
+				}
+			}
+		})
+	}
+}
+
+// With W=1 or W=3 under the paper delays, a follower's local copy lags
+// behind an acknowledged write: local_read shows the older value.
+func TestLocalReadShowsInconsistencyWindow(t *testing.T) {
+	for _, preset := range []string{"w1r5", "w3r3"} {
+		t.Run(preset, func(t *testing.T) {
+			t.Parallel()
+			c := start(t, cluster.Config{Preset: preset, Delays: replication.PaperDelays()})
+			cl := newClient(t)
+			urls := c.URLs()
+			last := urls[len(urls)-1] // replicated to last, 1.2 s after the write starts
+			stale := 0
+			for i := range 3 {
+				w := cl.set(urls[0], "k", value(i))
+				mustStatus(t, "set", w, http.StatusCreated)
+				r := cl.localRead(last, "k")
+				if r.Status == http.StatusNotFound || r.Version < w.Version {
+					stale++
+				}
+				// The coordinated read (R=N-W+1) still sees the write.
+				g := cl.get(urls[1], "k")
+				if g.Version != w.Version {
+					t.Fatalf("coordinated get after ack: v%d, want v%d", g.Version, w.Version)
+				}
+				waitFor(t, 5*time.Second, "replication to every follower", func() bool { return converged(cl, urls, "k", w.Version) })
+			}
+			if stale == 0 {
+				t.Fatalf("local_read on the last follower never showed an older value in 3 tries")
+			}
+			t.Logf("%s: %d of 3 local reads right after the ack were stale", preset, stale)
+		})
+	}
+}
+
+// Leaderless: while a write coordinated by a random node is in flight,
+// other nodes return older data; after the acknowledgement the coordinator
+// and every other node return the new value.
+func TestLeaderlessWindowAndAfterAck(t *testing.T) {
+	c := start(t, cluster.Config{Preset: "leaderless", Delays: scaled(0.25)})
+	cl := newClient(t)
+	urls := c.URLs()
+	coord := 2
+	first := cl.set(urls[coord], "k", "old")
+	mustStatus(t, "first set", first, http.StatusCreated)
+	// The coordinator visits peers in member order after itself, so the node
+	// just before it hears of the write last.
+	lastPeer := urls[(coord+len(urls)-1)%len(urls)]
+
+	var done atomic.Bool
+	var second reply
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		second = cl.set(urls[coord], "k", "new")
+		done.Store(true)
+	}()
+	sawOld := 0
+	for !done.Load() {
+		if r := cl.get(lastPeer, "k"); r.Status == http.StatusOK && r.Value == "old" {
+			sawOld++
+		}
+		time.Sleep(2 * time.Millisecond) // pace the probe; not a synchronization
+	}
+	wg.Wait()
+	mustStatus(t, "second set", second, http.StatusCreated)
+	if sawOld == 0 {
+		t.Fatal("no read inside the write window returned the older value")
+	}
+	if second.Version <= first.Version {
+		t.Fatalf("versions went backwards: %d then %d", first.Version, second.Version)
+	}
+	for _, u := range []string{urls[coord], urls[(coord+1)%5], lastPeer} {
+		r := cl.get(u, "k")
+		if r.Value != "new" || r.Version != second.Version {
+			t.Fatalf("after ack, get from %s = %q v%d, want new v%d", u, r.Value, r.Version, second.Version)
+		}
+	}
+	t.Logf("%d reads inside the window saw the older value", sawOld)
+}
+
+// Every node can coordinate a leaderless write, and versions issued by
+// different coordinators never collide.
+func TestLeaderlessAnyCoordinator(t *testing.T) {
+	c := start(t, cluster.Config{Preset: "leaderless"})
+	cl := newClient(t)
+	seen := map[uint64]bool{}
+	for i, u := range c.URLs() {
+		w := cl.set(u, "k", value(i))
+		mustStatus(t, "set via "+u, w, http.StatusCreated)
+		if seen[w.Version] {
+			t.Fatalf("version %d issued twice", w.Version)
+		}
+		seen[w.Version] = true
+		for _, v := range c.URLs() {
+			if r := cl.get(v, "k"); r.Value != value(i) {
+				t.Fatalf("after set via %s, %s returns %q, want %q", u, v, r.Value, value(i))
+			}
+		}
+	}
+}
+
+// The paper profile's floors: W5 about 1.2 s, W3 about 0.6 s, W1 well
+// under 50 ms, an R5 read about 50 ms. Lower bounds are the arithmetic;
+// upper bounds are loose.
+func TestPaperDelayFloors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("uses the full paper delays")
+	}
+	c := start(t, cluster.Config{Preset: "w5r1", Delays: replication.PaperDelays()})
+	cl := newClient(t)
+	leader := c.URLs()[0]
+	cases := []struct {
+		name     string
+		w        string
+		min, max time.Duration
+	}{
+		{"W5", "w=5", 1200 * time.Millisecond, 2500 * time.Millisecond},
+		{"W3", "w=3", 600 * time.Millisecond, 1500 * time.Millisecond},
+		{"W1", "w=1", 0, 50 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		for i := range 2 {
+			r := cl.setQ(leader, "floor-"+tc.name, value(i), tc.w)
+			mustStatus(t, tc.name, r, http.StatusCreated)
+			if r.Elapsed < tc.min || r.Elapsed > tc.max {
+				t.Errorf("%s write took %s, want %s..%s", tc.name, r.Elapsed, tc.min, tc.max)
+			}
+		}
+	}
+	for _, u := range c.URLs()[:2] {
+		r := cl.do(http.MethodGet, u+"/get/floor-W5?r=5", nil)
+		mustStatus(t, "R5 read", r, http.StatusOK)
+		if r.Elapsed < 50*time.Millisecond || r.Elapsed > 500*time.Millisecond {
+			t.Errorf("R5 read from %s took %s, want 50ms..500ms", u, r.Elapsed)
+		}
+		r = cl.get(u, "floor-W5")
+		if r.Elapsed > 50*time.Millisecond {
+			t.Errorf("R1 read from %s took %s, want < 50ms (local reads never sleep)", u, r.Elapsed)
+		}
+	}
+}
+
+// Many clients write one key at once: no replica's version ever goes down,
+// and when the load stops every replica holds the same value and version.
+func TestConcurrentWritersConverge(t *testing.T) {
+	for _, tc := range []struct{ preset, query string }{
+		{"w5r1", ""}, {"w5r1", "w=1"}, {"leaderless", ""}, {"leaderless", "w=1"},
+	} {
+		t.Run(tc.preset+"/"+tc.query, func(t *testing.T) {
+			c := start(t, cluster.Config{Preset: tc.preset, Delays: replication.Delays{Name: "custom", Apply: time.Millisecond}})
+			cl := newClient(t)
+			urls := c.URLs()
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			var regress atomic.Int64
+			// Watchers: each replica's version must never go down.
+			for _, u := range urls {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var last uint64
+					for n := 0; n < 10000; n++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						r := cl.localRead(u, "hot")
+						if r.Status == http.StatusOK {
+							if r.Version < last {
+								regress.Add(1)
+							}
+							last = r.Version
+						}
+					}
+				}()
+			}
+			var writers sync.WaitGroup
+			var acked atomic.Int64
+			for w := range 8 {
+				writers.Add(1)
+				go func() {
+					defer writers.Done()
+					target := urls[0]
+					for i := range 25 {
+						if tc.preset == "leaderless" {
+							target = urls[(w+i)%len(urls)]
+						}
+						if r := cl.setQ(target, "hot", value(w*1000+i), tc.query); r.Status == http.StatusCreated {
+							acked.Add(1)
+						}
+					}
+				}()
+			}
+			writers.Wait()
+			close(stop)
+			wg.Wait()
+			if acked.Load() != 8*25 {
+				t.Fatalf("%d of %d writes acknowledged", acked.Load(), 8*25)
+			}
+			if n := regress.Load(); n > 0 {
+				t.Fatalf("a replica's version went backwards %d times", n)
+			}
+			var final reply
+			waitFor(t, 10*time.Second, "replicas to converge", func() bool {
+				final = cl.localRead(urls[0], "hot")
+				for _, u := range urls[1:] {
+					r := cl.localRead(u, "hot")
+					if r.Version != final.Version || r.Value != final.Value {
+						return false
+					}
+				}
+				return true
+			})
+			t.Logf("converged on %q v%d", final.Value, final.Version)
+		})
+	}
+}
+
+// A dead follower: a W=5 write fails with 503 within the request timeout,
+// saying how many copies acknowledged; a W=3 write still succeeds; reads go
+// on.
+func TestDeadFollower(t *testing.T) {
+	for _, delays := range []replication.Delays{replication.NoDelays(), scaled(0.1)} {
+		t.Run(delays.String(), func(t *testing.T) {
+			c := start(t, cluster.Config{Preset: "w5r1", Delays: delays, RequestTimeout: 3 * time.Second, RetryFor: 200 * time.Millisecond})
+			cl := newClient(t)
+			urls := c.URLs()
+			if err := c.Stop(3); err != nil {
+				t.Fatalf("stop node4: %v", err)
+			}
+			r := cl.set(urls[0], "k", "v5")
+			mustStatus(t, "W=5 with a dead follower", r, http.StatusServiceUnavailable)
+			if r.Elapsed > 3*time.Second+500*time.Millisecond {
+				t.Fatalf("W=5 failure took %s, longer than the request timeout", r.Elapsed)
+			}
+			if r.Acks < 1 || r.Acks > 4 || !strings.Contains(r.Error, "of 5 required copies acknowledged") {
+				t.Fatalf("503 body %q (acks %d) does not say how many of the 5 copies acknowledged", r.Error, r.Acks)
+			}
+			w3 := cl.setQ(urls[0], "k", "v3", "w=3")
+			mustStatus(t, "W=3 with a dead follower", w3, http.StatusCreated)
+			if g := cl.get(urls[1], "k"); g.Status != http.StatusOK {
+				t.Fatalf("read from a live follower: %d", g.Status)
+			}
+		})
+	}
+}
+
+// A hung follower (messages to it stall) never holds a client request past
+// the request timeout.
+func TestHungFollowerBoundedByTimeout(t *testing.T) {
+	faults := transport.NewFaults()
+	c := start(t, cluster.Config{Preset: "w5r1", Faults: faults, RequestTimeout: 500 * time.Millisecond, PeerTimeout: 300 * time.Millisecond, RetryFor: 100 * time.Millisecond})
+	cl := newClient(t)
+	urls := c.URLs()
+	faults.Delay(c.Hosts()[2], 10*time.Second)
+	r := cl.set(urls[0], "k", "v")
+	mustStatus(t, "W=5 with a hung follower", r, http.StatusServiceUnavailable)
+	if r.Elapsed > time.Second {
+		t.Fatalf("write with a hung follower took %s", r.Elapsed)
+	}
+	if g := cl.do(http.MethodGet, urls[0]+"/get/k?r=5", nil); g.Status != http.StatusServiceUnavailable || g.Elapsed > time.Second {
+		t.Fatalf("R=5 read with a hung follower: %d after %s, want 503 within 1s", g.Status, g.Elapsed)
+	}
+	if g := cl.do(http.MethodGet, urls[0]+"/get/k?r=4", nil); g.Status != http.StatusOK {
+		t.Fatalf("R=4 read with one hung follower: %d (%s)", g.Status, g.Error)
+	}
+	faults.Heal()
+	mustStatus(t, "W=5 after healing", cl.set(urls[0], "k", "v2"), http.StatusCreated)
+}
+
+// A partitioned leaderless node misses writes while cut off and its peers'
+// background retries bring it up to date once the partition heals.
+func TestPartitionHealsByRetry(t *testing.T) {
+	faults := transport.NewFaults()
+	c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, RetryFor: 10 * time.Second})
+	cl := newClient(t)
+	urls, hosts := c.URLs(), c.Hosts()
+	faults.Isolate(hosts[4])
+	w := cl.setQ(urls[0], "k", "during-partition", "w=3")
+	mustStatus(t, "W=3 write during partition", w, http.StatusCreated)
+	if r := cl.localRead(urls[4], "k"); r.Status != http.StatusNotFound {
+		t.Fatalf("isolated node already has the write: %d", r.Status)
+	}
+	faults.Heal()
+	waitFor(t, 5*time.Second, "isolated node to catch up", func() bool { return converged(cl, urls, "k", w.Version) })
+}
+
+// Bad input against a real node: clear JSON errors with the right codes.
+func TestBadInput(t *testing.T) {
+	c := start(t, cluster.Config{Preset: "w5r1"})
+	cl := newClient(t)
+	u := c.URLs()[0]
+	big := `{"key":"k","value":"` + strings.Repeat("x", 2<<20) + `"}`
+	for _, tc := range []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{"empty key", "POST", "/set", `{"key":"","value":"v"}`, 400},
+		{"missing value", "POST", "/set", `{"key":"k"}`, 400},
+		{"broken JSON", "POST", "/set", `{"key":`, 400},
+		{"not an object", "POST", "/set", `[1,2]`, 400},
+		{"oversized body", "POST", "/set", big, 413},
+		{"long key", "POST", "/set", `{"key":"` + strings.Repeat("k", 2000) + `","value":""}`, 413},
+		{"unknown path", "GET", "/nope", ``, 404},
+		{"wrong method", "DELETE", "/set", ``, 405},
+		{"get missing", "GET", "/get/missing", ``, 404},
+		{"get empty key", "GET", "/get?key=", ``, 400},
+		{"bad w", "POST", "/set?w=9", `{"key":"k","value":"v"}`, 400},
+		{"bad config", "PUT", "/config", `{"w":6,"r":1}`, 400},
+		{"empty value ok", "POST", "/set", `{"key":"k","value":""}`, 201},
+	} {
+		r := cl.do(tc.method, u+tc.path, []byte(tc.body))
+		if r.Status != tc.want {
+			t.Errorf("%s: status %d, want %d (%s)", tc.name, r.Status, tc.want, r.Error)
+		}
+		if r.Status >= 400 && r.Error == "" {
+			t.Errorf("%s: error response without an \"error\" field", tc.name)
+		}
+	}
+}
+
+// A follower redirects writes to the leader with 307; following it stores
+// the value.
+func TestFollowerRedirectsWrites(t *testing.T) {
+	c := start(t, cluster.Config{Preset: "w5r1"})
+	cl := newClient(t)
+	urls := c.URLs()
+	r := cl.setQ(urls[2], "k", "v", "w=5")
+	mustStatus(t, "set on follower", r, http.StatusTemporaryRedirect)
+	loc := r.Header.Get("Location")
+	if loc != urls[0]+"/set?w=5" {
+		t.Fatalf("Location %q, want %q", loc, urls[0]+"/set?w=5")
+	}
+	mustStatus(t, "set at Location", cl.do(http.MethodPost, loc, []byte(`{"key":"k","value":"v"}`)), http.StatusCreated)
+}
+
+// PUT /config on any node changes W and R on every node.
+func TestConfigClusterWide(t *testing.T) {
+	c := start(t, cluster.Config{Preset: "w5r1"})
+	cl := newClient(t)
+	r := cl.do(http.MethodPut, c.URLs()[3]+"/config", []byte(`{"w":3,"r":3}`))
+	mustStatus(t, "put config", r, http.StatusOK)
+	for _, u := range c.URLs() {
+		var h struct{ W, R int }
+		resp, err := cl.hc.Get(u + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		decode(t, resp, &h)
+		if h.W != 3 || h.R != 3 {
+			t.Fatalf("%s: w=%d r=%d after PUT /config, want 3/3", u, h.W, h.R)
+		}
+	}
+	w := cl.set(c.URLs()[0], "k", "v")
+	if w.Acks != 3 {
+		t.Fatalf("write acknowledged with %d copies, want W=3", w.Acks)
+	}
+}
+
+// With a cluster token, internal endpoints refuse callers without it while
+// replication between nodes (which send it) works.
+func TestClusterToken(t *testing.T) {
+	c := start(t, cluster.Config{Preset: "w5r1", ClusterToken: "s3cret"})
+	cl := newClient(t)
+	u := c.URLs()[1]
+	for _, p := range []struct{ method, path, body string }{
+		{"POST", "/internal/replicate", `{"key":"k","value":"x","version":99}`},
+		{"GET", "/internal/read?key=k", ``},
+		{"PUT", "/config", `{"w":1}`},
+	} {
+		if r := cl.do(p.method, u+p.path, []byte(p.body)); r.Status != http.StatusUnauthorized {
+			t.Errorf("%s %s without token: %d, want 401", p.method, p.path, r.Status)
+		}
+	}
+	mustStatus(t, "set with token-guarded replication", cl.set(c.URLs()[0], "k", "v"), http.StatusCreated)
+	if r := cl.localRead(u, "k"); r.Value != "v" {
+		t.Fatalf("follower has %q, want v", r.Value)
+	}
+}
+
+func decode(t testing.TB, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := jsonDecode(resp, v); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+}
+
