@@ -1,0 +1,149 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+)
+
+// section is a group of charts under one heading.
+type section struct {
+	Heading string
+	Charts  []Chart
+}
+
+// Output names the files a report build wrote.
+type Output struct {
+	HTML, PDF, JSON string
+	Charts          []string // chart files (PNG and SVG)
+}
+
+// Build renders every chart into dir/charts and writes dir/report.html,
+// dir/report.pdf and dir/report.json.
+func Build(res *Results, dir string) (*Output, error) {
+	if len(res.Runs) == 0 {
+		return nil, fmt.Errorf("report: no runs to report")
+	}
+	chartDir := filepath.Join(dir, "charts")
+	if err := ensureDir(chartDir); err != nil {
+		return nil, err
+	}
+	sections, err := charts(res)
+	if err != nil {
+		return nil, err
+	}
+	out := &Output{HTML: filepath.Join(dir, "report.html"), PDF: filepath.Join(dir, "report.pdf"), JSON: filepath.Join(dir, "report.json")}
+	for _, s := range sections {
+		for _, c := range s.Charts {
+			if err := c.Save(chartDir); err != nil {
+				return nil, err
+			}
+			out.Charts = append(out.Charts, filepath.Join(chartDir, c.Name+".png"), filepath.Join(chartDir, c.Name+".svg"))
+		}
+	}
+	analysis := Analyze(res)
+	notes := []Paragraph{generatorNote(res)}
+	if err := writeHTML(out.HTML, res, analysis, notes, sections, chartDir); err != nil {
+		return nil, err
+	}
+	if err := writePDF(out.PDF, res, analysis, notes, sections); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(struct {
+		Title    string      `json:"title"`
+		Started  string      `json:"started"`
+		Delays   string      `json:"delays"`
+		Runs     []Run       `json:"runs"`
+		Analysis []Paragraph `json:"analysis"`
+	}{res.Title, res.Started, res.Delays, res.Runs, analysis}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return out, os.WriteFile(out.JSON, b, 0o644)
+}
+
+func charts(res *Results) ([]section, error) {
+	var sections []section
+	for _, ratio := range res.Ratios() {
+		var runs []*Run
+		for _, cfg := range res.Configs() {
+			if r := res.Find(cfg, ratio); r != nil {
+				runs = append(runs, r)
+			}
+		}
+		tag := strconv.FormatFloat(ratio*100, 'g', 4, 64)
+		s := section{Heading: "Write ratio " + pct(ratio)}
+		rd, err := LatencySpectrum("latency-read-"+tag, "Read latency by percentile, "+pct(ratio)+" writes", runs, func(r *Run) []Point { return r.ReadSpectrum })
+		if err != nil {
+			return nil, err
+		}
+		wr, err := LatencySpectrum("latency-write-"+tag, "Write latency by percentile, "+pct(ratio)+" writes", runs, func(r *Run) []Point { return r.WriteSpectrum })
+		if err != nil {
+			return nil, err
+		}
+		iv, err := IntervalCDF("intervals-"+tag, "Write-to-read intervals of the same key, "+pct(ratio)+" writes", runs)
+		if err != nil {
+			return nil, err
+		}
+		s.Charts = append(s.Charts, rd, wr, iv)
+		sections = append(sections, s)
+	}
+	across := section{Heading: "Across write ratios"}
+	for _, spec := range []struct {
+		name, title string
+		stats       func(*Run) Stats
+	}{
+		{"p50-p99-read", "Read latency p50 (solid) and p99 (dashed) by config", func(r *Run) Stats { return r.Read }},
+		{"p50-p99-write", "Write latency p50 (solid) and p99 (dashed) by config", func(r *Run) Stats { return r.Write }},
+	} {
+		c, err := AcrossRatios(spec.name, spec.title, res, spec.stats)
+		if err != nil {
+			return nil, err
+		}
+		across.Charts = append(across.Charts, c)
+	}
+	for _, spec := range []struct {
+		name, title string
+		count       func(*Run) float64
+	}{
+		{"stale-reads", "Stale reads by config", func(r *Run) float64 { return float64(r.StaleReads) }},
+		{"inversions", "Inversions by config", func(r *Run) float64 { return float64(r.Inversions) }},
+	} {
+		c, err := CountsByConfig(spec.name, spec.title, "count", res, spec.count)
+		if err != nil {
+			return nil, err
+		}
+		across.Charts = append(across.Charts, c)
+	}
+	return append(sections, across), nil
+}
+
+// generatorNote explains from the generator's parameters and the measured
+// intervals how reads and writes of a key stay close in time.
+func generatorNote(res *Results) Paragraph {
+	var all []float64
+	var dur float64
+	for i := range res.Runs {
+		all = append(all, res.Runs[i].Intervals...)
+		dur = max(dur, res.Runs[i].DurationSec)
+	}
+	text := res.Generator
+	if len(all) == 0 {
+		text += " No read of a previously written key was recorded, so no interval was measured."
+		return Paragraph{Heading: "How reads stay close to writes", Text: text}
+	}
+	slices.Sort(all)
+	q := func(p float64) float64 { return all[min(len(all)-1, int(p*float64(len(all))))] }
+	within := 0
+	for _, v := range all {
+		if v <= 1000 {
+			within++
+		}
+	}
+	text += fmt.Sprintf(" Measured over %d reads of keys written earlier in their run, the interval from the write to the read had median %s, p90 %s and p99 %s; %.0f%% came within one second, in runs of %.0f s.",
+		len(all), ms(q(0.5)), ms(q(0.9)), ms(q(0.99)), 100*float64(within)/float64(len(all)), dur)
+	return Paragraph{Heading: "How reads stay close to writes", Text: text}
+}

@@ -1,0 +1,290 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// Chart is one rendered chart. Its legend is drawn to the right of the
+// plot area, where it never hides a line.
+type Chart struct {
+	Name    string // file stem, e.g. "latency-read-50"
+	Title   string
+	Caption string
+	Plot    *plot.Plot
+	Legend  *legend
+}
+
+// legend is a plot legend that remembers its labels, to size its column.
+type legend struct {
+	plot.Legend
+	names []string
+}
+
+func (l *legend) add(name string, t ...plot.Thumbnailer) {
+	l.Add(name, t...)
+	l.names = append(l.names, name)
+}
+
+// chart sizes
+const (
+	chartW = 16 * vg.Centimeter
+	chartH = 10 * vg.Centimeter
+)
+
+// minMs keeps log axes finite: latencies below it are drawn at it.
+const minMs = 0.01
+
+// Save writes the chart as PNG and SVG into dir.
+func (c Chart) Save(dir string) error {
+	for _, format := range []string{"png", "svg"} {
+		cv, err := draw.NewFormattedCanvas(chartW, chartH, format)
+		if err != nil {
+			return err
+		}
+		c.drawInto(draw.New(cv))
+		f, err := os.Create(filepath.Join(dir, c.Name+"."+format))
+		if err != nil {
+			return fmt.Errorf("chart %s: %w", c.Name, err)
+		}
+		_, err = cv.WriteTo(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("chart %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// drawInto draws the plot on the left of dc and the legend on the right.
+func (c Chart) drawInto(dc draw.Canvas) {
+	legendW := vg.Length(0)
+	for _, e := range c.Legend.names {
+		legendW = max(legendW, c.Legend.TextStyle.Width(e))
+	}
+	if legendW > 0 {
+		legendW += c.Legend.ThumbnailWidth + 4*vg.Millimeter
+	}
+	plotArea := dc
+	plotArea.Max.X -= legendW
+	c.Plot.Draw(plotArea)
+	if legendW > 0 {
+		la := dc
+		la.Min.X = dc.Max.X - legendW
+		la.Max.Y -= c.Plot.Title.TextStyle.Height(c.Plot.Title.Text) + 6*vg.Millimeter
+		c.Legend.Draw(la)
+	}
+}
+
+// percentTicks labels a percentile axis drawn as 1/(1-p).
+type percentTicks struct{}
+
+func (percentTicks) Ticks(min, max float64) []plot.Tick {
+	var ts []plot.Tick
+	for _, t := range []struct {
+		x float64
+		l string
+	}{{1, "0%"}, {2, "50%"}, {10, "90%"}, {100, "99%"}, {1000, "99.9%"}, {1e4, "99.99%"}, {1e5, "99.999%"}} {
+		if t.x >= min && t.x <= max*1.0001 {
+			ts = append(ts, plot.Tick{Value: t.x, Label: t.l})
+		}
+	}
+	return ts
+}
+
+// msTicks labels a log latency axis in ms.
+type msTicks struct{}
+
+func (msTicks) Ticks(min, max float64) []plot.Tick {
+	var ts []plot.Tick
+	for e := math.Floor(math.Log10(min)); e <= math.Ceil(math.Log10(max)); e++ {
+		v := math.Pow(10, e)
+		ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+		for _, m := range []float64{2, 5} {
+			if m*v <= max {
+				ts = append(ts, plot.Tick{Value: m * v})
+			}
+		}
+	}
+	return ts
+}
+
+func newPlot(title, xlabel, ylabel string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xlabel
+	p.Y.Label.Text = ylabel
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+func newLegend() *legend {
+	l := &legend{Legend: plot.NewLegend()}
+	l.Top, l.Left = true, true
+	return l
+}
+
+func logY(p *plot.Plot) {
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = msTicks{}
+}
+
+// addLine adds a named line in the i-th style.
+func addLine(p *plot.Plot, lg *legend, i int, name string, xy plotter.XYs, dashed bool) error {
+	if len(xy) == 0 {
+		return nil
+	}
+	l, err := plotter.NewLine(xy)
+	if err != nil {
+		return err
+	}
+	l.Color = plotutil.Color(i)
+	l.Width = vg.Points(1.5)
+	if dashed {
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	}
+	p.Add(l)
+	lg.add(name, l)
+	return nil
+}
+
+// LatencySpectrum plots latency against percentile for each run, on log
+// axes so the long tail is visible.
+func LatencySpectrum(name, title string, runs []*Run, spectrum func(*Run) []Point) (Chart, error) {
+	p := newPlot(title, "percentile", "latency (ms, log)")
+	logY(p)
+	lg := newLegend()
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = percentTicks{}
+	for i, r := range runs {
+		var xy plotter.XYs
+		for _, pt := range spectrum(r) {
+			if pt.P >= 100 {
+				continue
+			}
+			xy = append(xy, plotter.XY{X: 1 / (1 - pt.P/100), Y: math.Max(pt.Ms, minMs)})
+		}
+		if err := addLine(p, lg, i, r.Config, xy, false); err != nil {
+			return Chart{}, err
+		}
+	}
+	return Chart{Name: name, Title: title, Plot: p, Legend: lg}, nil
+}
+
+// IntervalCDF plots, for each run, the fraction of reads of a written key
+// whose write-to-read interval is at most x.
+func IntervalCDF(name, title string, runs []*Run) (Chart, error) {
+	p := newPlot(title, "interval from write to read of the same key (ms, log)", "fraction of reads")
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = msTicks{}
+	lg := newLegend()
+	for i, r := range runs {
+		if len(r.Intervals) == 0 {
+			continue
+		}
+		v := slices.Clone(r.Intervals)
+		slices.Sort(v)
+		step := max(1, len(v)/400)
+		var xy plotter.XYs
+		for j := 0; j < len(v); j += step {
+			xy = append(xy, plotter.XY{X: math.Max(v[j], 0.1), Y: float64(j+1) / float64(len(v))})
+		}
+		xy = append(xy, plotter.XY{X: math.Max(v[len(v)-1], 0.1), Y: 1})
+		if err := addLine(p, lg, i, r.Config, xy, false); err != nil {
+			return Chart{}, err
+		}
+	}
+	return Chart{Name: name, Title: title, Plot: p, Legend: lg}, nil
+}
+
+// AcrossRatios plots p50 (solid) and p99 (dashed) of one op for every
+// config against the write ratio.
+func AcrossRatios(name, title string, res *Results, stats func(*Run) Stats) (Chart, error) {
+	p := newPlot(title, "write ratio", "latency (ms, log)")
+	logY(p)
+	lg := newLegend()
+	ratios := res.Ratios()
+	labels := make([]string, len(ratios))
+	for i, r := range ratios {
+		labels[i] = pct(r)
+	}
+	p.NominalX(labels...)
+	for i, cfg := range res.Configs() {
+		var p50, p99 plotter.XYs
+		for j, ratio := range ratios {
+			run := res.Find(cfg, ratio)
+			if run == nil {
+				continue
+			}
+			s := stats(run)
+			if s.Count-s.Errors <= 0 {
+				continue
+			}
+			p50 = append(p50, plotter.XY{X: float64(j), Y: math.Max(s.P50, minMs)})
+			p99 = append(p99, plotter.XY{X: float64(j), Y: math.Max(s.P99, minMs)})
+		}
+		if err := addLine(p, lg, i, cfg+" p50", p50, false); err != nil {
+			return Chart{}, err
+		}
+		if err := addLine(p, lg, i, cfg+" p99", p99, true); err != nil {
+			return Chart{}, err
+		}
+	}
+	return Chart{Name: name, Title: title, Plot: p, Legend: lg}, nil
+}
+
+// CountsByConfig draws grouped bars: one group per write ratio, one bar per
+// config, of count(run).
+func CountsByConfig(name, title, ylabel string, res *Results, count func(*Run) float64) (Chart, error) {
+	p := newPlot(title, "write ratio", ylabel)
+	ratios := res.Ratios()
+	cfgs := res.Configs()
+	lg := newLegend()
+	top := 0.0
+	w := vg.Points(float64(min(14, 60/max(1, len(cfgs)))))
+	for i, cfg := range cfgs {
+		vals := make(plotter.Values, len(ratios))
+		for j, ratio := range ratios {
+			if run := res.Find(cfg, ratio); run != nil {
+				vals[j] = count(run)
+			}
+		}
+		b, err := plotter.NewBarChart(vals, w)
+		if err != nil {
+			return Chart{}, err
+		}
+		b.Color = plotutil.Color(i)
+		b.LineStyle.Width = 0
+		b.Offset = w * vg.Length(float64(i)-float64(len(cfgs)-1)/2)
+		p.Add(b)
+		lg.add(cfg, b)
+		for _, v := range vals {
+			top = max(top, v)
+		}
+	}
+	labels := make([]string, len(ratios))
+	for i, r := range ratios {
+		labels[i] = pct(r)
+	}
+	p.NominalX(labels...)
+	p.Y.Min, p.Y.Max = 0, max(1, top*1.1)
+	return Chart{Name: name, Title: title, Plot: p, Legend: lg}, nil
+}
+
+// pct formats a ratio as a percentage: 0.1 -> "10%".
+func pct(r float64) string { return strconv.FormatFloat(r*100, 'g', 4, 64) + "%" }
+
+// ensureDir creates dir.
+func ensureDir(dir string) error { return os.MkdirAll(dir, 0o755) }
