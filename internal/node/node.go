@@ -204,6 +204,10 @@ func (n *Node) ID() string { return n.cfg.ID }
 // Info describes the node's replication settings.
 func (n *Node) Info() replication.Info { return n.rep.Info() }
 
+// Pending is the number of writes whose background replication is still in
+// flight.
+func (n *Node) Pending() int { return n.rep.Pending() }
+
 // Handler is the node's HTTP handler.
 func (n *Node) Handler() http.Handler { return n.http.Handler }
 

@@ -1,0 +1,227 @@
+package experiment
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/kvdb/kvdb/internal/load"
+	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/report"
+)
+
+// ManifestFile describes an experiment in its results folder.
+const ManifestFile = "experiment.json"
+
+// Manifest is experiment.json.
+type Manifest struct {
+	Started   string    `json:"started"`
+	Configs   []string  `json:"configs"`
+	Ratios    []float64 `json:"ratios"`
+	Delays    string    `json:"delays"`
+	DurationS float64   `json:"duration_s"`
+	QPS       float64   `json:"qps"`
+}
+
+// clusterHealth is the part of a node's /health the load run recorded.
+type clusterHealth struct {
+	Mode         string             `json:"mode"`
+	W            int                `json:"w"`
+	R            int                `json:"r"`
+	N            int                `json:"n"`
+	Delays       string             `json:"delays"`
+	DelayProfile replication.Delays `json:"delay_profile"`
+}
+
+// presetName names a config from its mode, W and R the way the cluster
+// presets do.
+func presetName(h clusterHealth) string {
+	if h.Mode == string(replication.Leaderless) {
+		if h.W == h.N && h.R == 1 {
+			return "leaderless"
+		}
+		return fmt.Sprintf("leaderless-w%dr%d", h.W, h.R)
+	}
+	return fmt.Sprintf("w%dr%d", h.W, h.R)
+}
+
+// Collect reads every load run under dir (any folder holding a
+// summary.json, at any depth) into report form. Runs are ordered by the
+// manifest's config order when there is one, then by write ratio.
+func Collect(dir string) (*report.Results, error) {
+	res := &report.Results{Title: "kvdb replication experiment"}
+	var man Manifest
+	if b, err := os.ReadFile(filepath.Join(dir, ManifestFile)); err == nil {
+		if err := json.Unmarshal(b, &man); err != nil {
+			return nil, fmt.Errorf("%s: %w", ManifestFile, err)
+		}
+		res.Started, res.Delays = man.Started, man.Delays
+	}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || d.Name() != load.SummaryFile {
+			return nil
+		}
+		run, err := collectRun(dir, filepath.Dir(path))
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		res.Runs = append(res.Runs, run)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Runs) == 0 {
+		return nil, fmt.Errorf("no load runs (%s files) under %s", load.SummaryFile, dir)
+	}
+	order := func(cfg string) int {
+		if i := slices.Index(man.Configs, cfg); i >= 0 {
+			return i
+		}
+		if i := slices.Index(defaultConfigs, cfg); i >= 0 {
+			return 100 + i
+		}
+		return 1000
+	}
+	slices.SortStableFunc(res.Runs, func(a, b report.Run) int {
+		if oa, ob := order(a.Config), order(b.Config); oa != ob {
+			return oa - ob
+		}
+		if a.Config != b.Config {
+			return strings.Compare(a.Config, b.Config)
+		}
+		return cmp(a.WriteRatio, b.WriteRatio)
+	})
+	if res.Delays == "" {
+		res.Delays = res.Runs[0].Delays
+	}
+	if res.Started == "" {
+		res.Started = "(not recorded)"
+	}
+	res.Generator = generatorText(dir, res)
+	return res, nil
+}
+
+func cmp(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func collectRun(root, dir string) (report.Run, error) {
+	sum, err := load.ReadSummary(filepath.Join(dir, load.SummaryFile))
+	if err != nil {
+		return report.Run{}, err
+	}
+	var h clusterHealth
+	if len(sum.Cluster) > 0 {
+		if err := json.Unmarshal(sum.Cluster, &h); err != nil {
+			return report.Run{}, fmt.Errorf("cluster health: %w", err)
+		}
+	}
+	if h.N == 0 {
+		return report.Run{}, errors.New("summary has no cluster description (mode, w, r, n)")
+	}
+	rel, _ := filepath.Rel(root, dir)
+	run := report.Run{
+		Config: presetName(h), Mode: h.Mode, W: h.W, R: h.R, N: h.N,
+		WriteRatio: sum.Config.WriteRatio, Delays: h.Delays, DurationSec: sum.WindowS,
+		TargetQPS: sum.TargetQPS, AchievedQPS: sum.AchievedQPS,
+		Read: stats(sum.Read), Write: stats(sum.Write),
+		StaleReads: sum.StaleReads, Inversions: sum.Inversions, Linearizable: sum.Linearizable,
+		ErrorsByStatus: mergeCounts(sum.Read.ErrorsByStatus, sum.Write.ErrorsByStatus),
+		FloorWriteMs:   msOf(h.DelayProfile.WriteFloor(h.W)),
+		FloorReadMs:    msOf(h.DelayProfile.ReadFloor(h.R)),
+		Dir:            rel,
+	}
+	if run.ReadSpectrum, err = spectrum(filepath.Join(dir, load.ReadHDRFile)); err != nil {
+		return run, err
+	}
+	if run.WriteSpectrum, err = spectrum(filepath.Join(dir, load.WriteHDRFile)); err != nil {
+		return run, err
+	}
+	if iv, err := load.ReadHistogram(filepath.Join(dir, load.IntervalHDRFile)); err == nil {
+		run.Intervals = quantiles(iv, 200)
+	}
+	return run, nil
+}
+
+func stats(o load.OpStats) report.Stats {
+	return report.Stats{Count: o.Count, Errors: o.Errors, P50: o.P50Ms, P90: o.P90Ms, P95: o.P95Ms, P99: o.P99Ms, P999: o.P999Ms, Max: o.MaxMs}
+}
+
+func mergeCounts(ms ...map[string]int) map[string]int {
+	out := map[string]int{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] += v
+		}
+	}
+	return out
+}
+
+func msOf(d interface{ Milliseconds() int64 }) float64 { return float64(d.Milliseconds()) }
+
+// spectrum reads a latency histogram (microseconds) into percentile
+// points spaced evenly in "nines": 0, 20.6, 36.9, ..., 90, ..., 99, ...
+func spectrum(path string) ([]report.Point, error) {
+	h, err := load.ReadHistogram(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if h.TotalCount() == 0 {
+		return nil, nil
+	}
+	var pts []report.Point
+	maxNines := math.Log10(float64(h.TotalCount()))
+	for k := 0.0; k/10 <= maxNines; k++ {
+		p := 100 * (1 - math.Pow(10, -k/10))
+		pts = append(pts, report.Point{P: p, Ms: float64(h.ValueAtQuantile(p)) / 1000})
+	}
+	return pts, nil
+}
+
+// quantiles returns n evenly spaced quantiles of h, in ms.
+func quantiles(h *hdrhistogram.Histogram, n int) []float64 {
+	if h.TotalCount() == 0 {
+		return nil
+	}
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = float64(h.ValueAtQuantile(100*(float64(i)+0.5)/float64(n))) / 1000
+	}
+	return out
+}
+
+// generatorText describes the key generator of the first run with its
+// parameters.
+func generatorText(root string, res *report.Results) string {
+	sum, err := load.ReadSummary(filepath.Join(root, res.Runs[0].Dir, load.SummaryFile))
+	if err != nil {
+		return ""
+	}
+	k := sum.Config.Keys
+	return fmt.Sprintf("The load generator draws keys from a space of %d. It remembers the %d most recently written keys, newest first; "+
+		"a read picks from that recent set with probability %.2f (otherwise uniformly from the whole space), and a write rewrites a recent key with probability %.2f. "+
+		"Within the recent set the i-th newest key is chosen with probability proportional to (1-%.2f)^i, so %.0f%% of hot draws hit the key written last. "+
+		"A read therefore usually follows a write of its key by a few operations, i.e. by a few multiples of 1/QPS (%.0f ms at %g QPS), however large the key space.",
+		k.Keys, k.HotKeys, k.HotRead, k.HotWrite, k.Recency, 100*k.Recency, 1000/sum.TargetQPS, sum.TargetQPS)
+}

@@ -1,0 +1,63 @@
+package experiment
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/kvdb/kvdb/internal/load"
+)
+
+// progress shows where the matrix is: run i of n, elapsed, time left.
+type progress struct {
+	w        io.Writer
+	terminal bool
+	total    int
+	perRun   time.Duration
+	started  time.Time
+	done_    int
+	runStart time.Time
+}
+
+func newProgress(w io.Writer, terminal bool, total int, perRun time.Duration) *progress {
+	return &progress{w: w, terminal: terminal, total: total, perRun: perRun, started: time.Now()}
+}
+
+// eta estimates the time left from the runs finished so far (or from the
+// configured run length before the first one finishes).
+func (p *progress) eta() time.Duration {
+	per := p.perRun + 3*time.Second
+	if p.done_ > 0 {
+		per = time.Since(p.started) / time.Duration(p.done_)
+	}
+	return time.Duration(p.total-p.done_) * per
+}
+
+func (p *progress) start(preset string, ratio float64) {
+	p.runStart = time.Now()
+	fmt.Fprintf(p.w, "[%d/%d] %s at %s writes  (elapsed %s, about %s left)\n",
+		p.done_+1, p.total, preset, pctLabel(ratio), round(time.Since(p.started)), round(p.eta()))
+}
+
+// loadWriter is where the load run draws its own progress line.
+func (p *progress) loadWriter() io.Writer { return p.w }
+
+func (p *progress) finish(s *load.Summary) {
+	p.done_++
+	if s == nil {
+		return
+	}
+	lin := "not checked"
+	if s.Linearizable != nil {
+		lin = map[bool]string{true: "yes", false: "no"}[*s.Linearizable]
+	}
+	fmt.Fprintf(p.w, "      read p50 %.1f ms p99 %.1f ms | write p50 %.1f ms p99 %.1f ms | %.1f/%.0f QPS | errors %d | stale %d | inversions %d | linearizable %s  (%s)\n",
+		s.Read.P50Ms, s.Read.P99Ms, s.Write.P50Ms, s.Write.P99Ms, s.AchievedQPS, s.TargetQPS,
+		s.Read.Errors+s.Write.Errors, s.StaleReads, s.Inversions, lin, round(time.Since(p.runStart)))
+}
+
+func (p *progress) done() {
+	fmt.Fprintf(p.w, "finished %d runs in %s\n", p.done_, round(time.Since(p.started)))
+}
+
+func round(d time.Duration) time.Duration { return d.Round(time.Second) }
