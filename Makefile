@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/kvdb
 PKGS    ?= ./...
 
-.PHONY: build test vet fmt-check bench cluster clean
+.PHONY: build test vet fmt-check bench cluster experiment clean
 
 build: ## build bin/kvdb
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/kvdb
@@ -23,5 +23,22 @@ bench: ## Go benchmarks of the hot paths
 cluster: build ## a local 5-node cluster (CONFIG=w5r1|w1r5|w3r3|leaderless, DELAYS=paper|none)
 	./$(BIN) cluster --config $(or $(CONFIG),w5r1) --delays $(or $(DELAYS),paper)
 
+experiment: build ## the main job: every config x every write ratio, then the report (ARGS=--quick ...)
+	./$(BIN) experiment $(ARGS)
+
 clean:
 	rm -rf bin
+
+# --- container image (FROM scratch, static binary) ---
+IMAGE      ?= kvdb:latest
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+IMAGE_BIN  ?= bin/kvdb-linux-$(IMAGE_ARCH)
+DOCKER     ?= docker
+
+.PHONY: image image-bin
+
+image-bin: ## static linux binary for the container image
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags='-s -w' -o $(IMAGE_BIN) ./cmd/kvdb
+
+image: image-bin ## container image $(IMAGE), FROM scratch (IMAGE=kvdb:latest)
+	$(DOCKER) build --build-arg BINARY=$(IMAGE_BIN) -t $(IMAGE) .
