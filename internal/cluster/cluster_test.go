@@ -433,4 +433,3 @@ func decode(t testing.TB, resp *http.Response, v any) {
 		t.Fatalf("decode: %v", err)
 	}
 }
-

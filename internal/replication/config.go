@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +84,10 @@ func (c *Config) Index(id string) int {
 
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
+	for i := range c.Members {
+		c.Members[i].URL = strings.TrimRight(c.Members[i].URL, "/")
+	}
+	c.LeaderRedirectURL = strings.TrimRight(c.LeaderRedirectURL, "/")
 	if c.Mode == "" {
 		c.Mode = LeaderFollower
 	}

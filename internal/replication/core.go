@@ -22,11 +22,16 @@ type core struct {
 	met    *metrics
 	quorum atomic.Uint64 // w<<32 | r
 
+	// closeMu orders admission of writes against Close: a write checks
+	// closing and registers its background work under the read lock, so
+	// Close (under the write lock) never waits on a counter a write is
+	// about to raise.
+	closeMu  sync.RWMutex
+	closing  bool
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	pending  atomic.Int64
-	closing  atomic.Bool
 }
 
 func newCore(cfg Config, st *store.Store, peers []Peer) (*core, error) {
@@ -164,7 +169,9 @@ func (c *core) Keys() int { return c.store.Len() }
 
 // Close refuses new writes and waits for background replication.
 func (c *core) Close(ctx context.Context) error {
-	c.closing.Store(true)
+	c.closeMu.Lock()
+	c.closing = true
+	c.closeMu.Unlock()
 	done := make(chan struct{})
 	go func() { c.bg.Wait(); close(done) }()
 	select {
@@ -182,9 +189,10 @@ func (c *core) Close(ctx context.Context) error {
 // replicate to the peers, and answer once W copies are acknowledged. The
 // replication to the remaining peers continues in the background.
 func (c *core) write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
-	if c.closing.Load() {
+	if !c.admit() {
 		return WriteResult{}, ErrClosed
 	}
+	defer c.bg.Done()
 	w, _, err := c.effective(o)
 	if err != nil {
 		return WriteResult{}, err
@@ -221,6 +229,25 @@ func (c *core) write(ctx context.Context, key, value string, o Options) (WriteRe
 		}
 	}
 	return res, nil
+}
+
+// admit registers a write with the background wait group unless the node
+// is closing; the caller calls bg.Done when its coordination ends.
+func (c *core) admit() bool {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closing {
+		return false
+	}
+	c.bg.Add(1)
+	return true
+}
+
+// isClosing reports whether Close has begun.
+func (c *core) isClosing() bool {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	return c.closing
 }
 
 // replicate starts delivering u to every peer in the background and
@@ -291,8 +318,9 @@ func (c *core) send(p Peer, u Update) error {
 func (c *core) retry(p Peer, u Update) {
 	deadline := time.Now().Add(c.cfg.RetryFor)
 	backoff := 50 * time.Millisecond
-	for time.Now().Before(deadline) {
-		if !sleep(c.bgCtx, backoff) {
+	for {
+		wait := min(backoff, time.Until(deadline))
+		if wait <= 0 || !sleep(c.bgCtx, wait) {
 			break
 		}
 		c.met.retries.Inc()

@@ -48,7 +48,7 @@ func ParseDelays(s string) (Delays, error) {
 		return NoDelays(), nil
 	case strings.HasPrefix(s, "paper*"):
 		f, err := strconv.ParseFloat(strings.TrimPrefix(s, "paper*"), 64)
-		if err != nil || f < 0 || f > 100 {
+		if err != nil || !(f >= 0 && f <= 100) {
 			return Delays{}, fmt.Errorf("delays %q: scale must be a number in 0..100", s)
 		}
 		return PaperDelays().Scale(f), nil

@@ -84,7 +84,7 @@ func DecodeBody(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: invalid JSON body: %v", errBadRequest, err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: invalid JSON body: data after the object", errBadRequest)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -212,7 +213,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body.Acks, body.Required = &qe.Acks, &qe.Required
 	}
 	if nl, ok := errors.AsType[*replication.NotLeaderError](err); ok {
-		loc := nl.LeaderURL + r.URL.Path
+		loc := strings.TrimRight(nl.LeaderURL, "/") + r.URL.Path
 		if r.URL.RawQuery != "" {
 			loc += "?" + r.URL.RawQuery
 		}
