@@ -117,7 +117,7 @@ func firstExamples(xs []Anomaly, n int) []Anomaly {
 func byKey(ops []history.Op) map[string][]history.Op {
 	m := make(map[string][]history.Op)
 	for _, op := range ops {
-		if op.Dropped || op.SentUS == 0 {
+		if op.Dropped {
 			continue
 		}
 		m[op.Key] = append(m[op.Key], op)

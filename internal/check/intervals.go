@@ -25,7 +25,7 @@ type IntervalStats struct {
 	Percentiles
 	// Buckets is a coarse histogram: Count reads with interval at most
 	// LeMs (and above the previous bucket's bound). The last bucket's
-	// bound is the maximum.
+	// bound may be the maximum.
 	Buckets []Bucket `json:"buckets,omitempty"`
 	// Histogram is the full distribution (microseconds); not serialized.
 	Histogram *hdrhistogram.Histogram `json:"-"`
@@ -84,7 +84,8 @@ func (st *IntervalStats) addKey(reads, writes []history.Op) {
 
 // Buckets counts a histogram of microseconds into buckets with the given
 // ascending upper bounds in milliseconds. Bounds at or above the maximum are
-// left out; a last bucket up to the maximum holds the rest.
+// left out; a last bucket up to the maximum holds the rest, if any. Values
+// are placed by the lower end of their HDR bucket (0.1% resolution).
 func Buckets(h *hdrhistogram.Histogram, boundsMs []float64) []Bucket {
 	if h.TotalCount() == 0 {
 		return nil
@@ -94,7 +95,7 @@ func Buckets(h *hdrhistogram.Histogram, boundsMs []float64) []Bucket {
 		if bar.Count == 0 {
 			continue
 		}
-		i, _ := slices.BinarySearchFunc(boundsMs, bar.To, func(b float64, us int64) int {
+		i, _ := slices.BinarySearchFunc(boundsMs, bar.From, func(b float64, us int64) int {
 			return cmp.Compare(b*1000, float64(us))
 		})
 		counts[i] += bar.Count
@@ -108,5 +109,8 @@ func Buckets(h *hdrhistogram.Histogram, boundsMs []float64) []Bucket {
 		out = append(out, Bucket{LeMs: b, Count: counts[i]})
 		below += counts[i]
 	}
-	return append(out, Bucket{LeMs: roundMs(float64(h.Max())), Count: h.TotalCount() - below})
+	if rest := h.TotalCount() - below; rest > 0 {
+		out = append(out, Bucket{LeMs: roundMs(float64(h.Max())), Count: rest})
+	}
+	return out
 }

@@ -64,6 +64,23 @@ type Linearizability struct {
 	Visualization string `json:"visualization,omitempty"`
 }
 
+// String renders the verdict in one phrase for people.
+func (l Linearizability) String() string {
+	switch l.Verdict {
+	case Linearizable:
+		return fmt.Sprintf("yes (%d keys)", l.Keys)
+	case NotLinearizable:
+		s := fmt.Sprintf("NO (%d of %d keys violate", l.IllegalKeyCount, l.Keys)
+		if l.Visualization != "" {
+			s += "; see " + l.Visualization
+		}
+		return s + ")"
+	case Unknown:
+		return "unknown (" + l.Reason + ")"
+	}
+	return "not checked"
+}
+
 // regInput is a register operation; key is only used to partition.
 type regInput struct {
 	key   string
@@ -150,7 +167,7 @@ func porcupineOps(ops []history.Op) (keys []string, perKey map[string][]porcupin
 	var start, end int64 = -1, 0
 	written := map[string]bool{}
 	for _, op := range ops {
-		if op.Dropped || op.SentUS == 0 {
+		if op.Dropped {
 			continue
 		}
 		if start < 0 || op.SentUS < start {
@@ -185,7 +202,7 @@ func porcupineOps(ops []history.Op) (keys []string, perKey map[string][]porcupin
 // toPorcupine converts one operation; ok is false for operations left out
 // (dropped, failed reads, definitely failed writes).
 func toPorcupine(op history.Op, start, end int64) (porcupine.Operation, bool) {
-	if op.Dropped || op.SentUS == 0 {
+	if op.Dropped {
 		return porcupine.Operation{}, false
 	}
 	meta := fmt.Sprintf("seq=%d node=%s served_by=%s version=%d status=%d", op.Seq, op.Node, op.ServedBy, op.Version, op.Status)
@@ -198,9 +215,9 @@ func toPorcupine(op history.Op, start, end int64) (porcupine.Operation, bool) {
 			return porcupine.Operation{}, false
 		}
 		pop.Input = regInput{key: op.Key}
-		pop.Output = regState{present: op.Found(), value: op.Value}
-		if !op.Found() {
-			pop.Output = regState{}
+		pop.Output = regState{}
+		if op.Found() {
+			pop.Output = regState{present: true, value: op.Value}
 		}
 		return pop, true
 	}

@@ -10,8 +10,8 @@ import (
 // Histogram bounds: values are microseconds, from 1 µs to 1 hour, with 3
 // significant digits.
 const (
-	histMinUS = 1
-	histMaxUS = int64(time.Hour / time.Microsecond)
+	histMinUS  = 1
+	histMaxUS  = int64(time.Hour / time.Microsecond)
 	histDigits = 3
 )
 

@@ -33,10 +33,14 @@ type Command struct {
 // Commands returns the subcommands by name.
 func Commands() map[string]Command {
 	return map[string]Command{
-		"serve":   {Summary: "run one node", Run: Serve},
-		"cluster": {Summary: "run a 5-node cluster on 127.0.0.1 until Ctrl-C", Run: Cluster},
-		"load":    {Summary: "open-loop load tester that records a full history", Run: Load},
-		"check":   {Summary: "linearizability and staleness verdict for a recorded history", Run: Check},
+		"serve":       {Summary: "run one node", Run: Serve},
+		"cluster":     {Summary: "run a 5-node cluster on 127.0.0.1 until Ctrl-C", Run: Cluster},
+		"load":        {Summary: "open-loop load tester that records a full history", Run: Load},
+		"check":       {Summary: "linearizability and staleness verdict for a recorded history", Run: Check},
+		"experiment":  {Summary: "the main job: every config at every write ratio on embedded clusters, then the report", Run: Experiment},
+		"report":      {Summary: "rebuild the report (charts, HTML, PDF) from a results folder", Run: Report},
+		"healthcheck": {Summary: "exit 0 if the local node answers /health (container health check)", Run: Healthcheck},
+		"bench":       {Summary: "throughput and latency of kvdb beside Redis and etcd (closed or open loop); --memory: bytes per key", Run: Bench},
 	}
 }
 
@@ -69,7 +73,7 @@ func usage(w io.Writer, cmds map[string]Command) {
 	fmt.Fprintln(w, "\nusage: kvdb <command> [flags]   (kvdb <command> -h for its flags)")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].Summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].Summary)
 	}
 }
 

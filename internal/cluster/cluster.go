@@ -74,6 +74,8 @@ type Config struct {
 	PeerTimeout, RequestTimeout, RetryFor time.Duration
 	// ClusterToken, if set, is shared by every node.
 	ClusterToken string
+	// DisableHintedHandoff and DisableReadRepair pass through to each node.
+	DisableHintedHandoff, DisableReadRepair bool
 	// Faults, if set, is put between every node and its peers (tests).
 	Faults *transport.Faults
 	// Logger receives every node's logs (default: discard).
@@ -121,9 +123,10 @@ func (c *Config) Validate() error {
 type Cluster struct {
 	cfg    Config
 	preset Preset
+	ncfgs  []node.Config
+	mu     sync.Mutex
 	nodes  []*node.Node
 	errs   []chan error
-	mu     sync.Mutex
 	down   []bool
 }
 
@@ -158,13 +161,14 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	for i, l := range listeners {
 		members[i] = replication.Member{ID: "node" + strconv.Itoa(i+1), URL: "http://" + l.Addr().String()}
 	}
-	c := &Cluster{cfg: cfg, preset: p, down: make([]bool, cfg.N)}
+	c := &Cluster{cfg: cfg, preset: p, down: make([]bool, cfg.N), errs: make([]chan error, cfg.N)}
 	for i, l := range listeners {
 		ncfg := node.Config{
 			ID: members[i].ID, Listen: l.Addr().String(), Mode: p.Mode, Members: members,
 			W: p.W, R: p.R, Delays: cfg.Delays, PeerTimeout: cfg.PeerTimeout,
 			RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RetryFor,
 			ClusterToken: cfg.ClusterToken, Logger: cfg.Logger.With("node", members[i].ID),
+			DisableHintedHandoff: cfg.DisableHintedHandoff, DisableReadRepair: cfg.DisableReadRepair,
 		}
 		if cfg.Faults != nil {
 			ncfg.WrapTransport = cfg.Faults.Wrap(l.Addr().String())
@@ -174,28 +178,89 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			closeAll()
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
+		c.ncfgs = append(c.ncfgs, ncfg)
 		c.nodes = append(c.nodes, n)
 	}
 	for i, n := range c.nodes {
-		errc := make(chan error, 1)
-		c.errs = append(c.errs, errc)
-		go func() { errc <- n.Serve(listeners[i]) }()
+		c.serve(i, n, listeners[i])
+	}
+	if err := c.WaitReady(ctx, 30*time.Second); err != nil {
+		_ = c.Close(context.Background())
+		return nil, err
 	}
 	return c, nil
+}
+
+func (c *Cluster) serve(i int, n *node.Node, l net.Listener) {
+	errc := make(chan error, 1)
+	c.errs[i] = errc
+	go func() { errc <- n.Serve(l) }()
+}
+
+// WaitReady waits until every running node has caught up and serves
+// clients, or timeout passes.
+func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		waiting := 0
+		c.mu.Lock()
+		for i, n := range c.nodes {
+			if !c.down[i] && !n.Ready() {
+				waiting++
+			}
+		}
+		c.mu.Unlock()
+		if waiting == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("cluster: %d nodes not ready after %s", waiting, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Restart starts node i again after Stop, on the same address, with an
+// empty store: it catches up from its peers before it serves clients.
+// It does not wait for that; use WaitReady.
+func (c *Cluster) Restart(ctx context.Context, i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.down[i] {
+		return fmt.Errorf("cluster: node %d is running", i+1)
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", c.ncfgs[i].Listen)
+	if err != nil {
+		return fmt.Errorf("cluster: restart node %d: %w", i+1, err)
+	}
+	n, err := node.New(c.ncfgs[i])
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("cluster: restart node %d: %w", i+1, err)
+	}
+	c.nodes[i] = n
+	c.down[i] = false
+	c.serve(i, n, l)
+	return nil
 }
 
 // Preset is the cluster's replication setting.
 func (c *Cluster) Preset() Preset { return c.preset }
 
 // Nodes returns the nodes in member order.
-func (c *Cluster) Nodes() []*node.Node { return c.nodes }
+func (c *Cluster) Nodes() []*node.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*node.Node(nil), c.nodes...)
+}
 
 // URLs returns every node's base URL in member order (the leader first in
 // leader-follower mode).
 func (c *Cluster) URLs() []string {
-	urls := make([]string, len(c.nodes))
-	for i, n := range c.nodes {
-		urls[i] = n.URL()
+	urls := make([]string, len(c.ncfgs))
+	for i, n := range c.ncfgs {
+		urls[i] = n.Members[i].URL
 	}
 	return urls
 }
@@ -209,8 +274,8 @@ func (c *Cluster) Hosts() []string {
 	return hosts
 }
 
-// Stop shuts node i down (its port then refuses connections), as a crashed
-// node would look to its peers. Background replication it was doing is cut.
+// Stop kills node i (its port then refuses connections and open
+// connections are cut), as a crashed node would look to its peers.
 func (c *Cluster) Stop(i int) error {
 	c.mu.Lock()
 	if c.down[i] {
@@ -218,12 +283,9 @@ func (c *Cluster) Stop(i int) error {
 		return nil
 	}
 	c.down[i] = true
+	n, errc := c.nodes[i], c.errs[i]
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = c.nodes[i].Drain(ctx)
-	err := c.nodes[i].Close(ctx)
-	return errors.Join(err, <-c.errs[i])
+	return errors.Join(n.Kill(), <-errc)
 }
 
 // Close stops every node: first all drain their background replication
@@ -231,9 +293,10 @@ func (c *Cluster) Stop(i int) error {
 func (c *Cluster) Close(ctx context.Context) error {
 	var mu sync.Mutex
 	var errs []error
+	nodes := c.Nodes()
 	each := func(fn func(n *node.Node) error) {
 		var wg sync.WaitGroup
-		for i, n := range c.nodes {
+		for i, n := range nodes {
 			c.mu.Lock()
 			down := c.down[i]
 			c.mu.Unlock()
@@ -254,7 +317,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 	}
 	each(func(n *node.Node) error { return n.Drain(ctx) })
 	each(func(n *node.Node) error { return n.Close(ctx) })
-	for i := range c.nodes {
+	for i := range nodes {
 		c.mu.Lock()
 		down := c.down[i]
 		c.down[i] = true

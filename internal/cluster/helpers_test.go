@@ -29,7 +29,7 @@ func newClient(t testing.TB) *client {
 
 // reply is a decoded answer from a node.
 type reply struct {
-	Status  int
+	Status  int    `json:"-"`
 	Key     string `json:"key"`
 	Value   string `json:"value"`
 	Version uint64 `json:"version"`

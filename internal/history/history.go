@@ -114,7 +114,7 @@ const (
 // Outcome classifies a set. It is meaningless for gets.
 func (o Op) Outcome() WriteOutcome {
 	switch {
-	case o.Dropped || o.SentUS == 0:
+	case o.Dropped:
 		return WriteFailed
 	case o.Status == 201:
 		return WriteAcked

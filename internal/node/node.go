@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,8 +51,12 @@ type Config struct {
 	PeerTimeout time.Duration
 	// RequestTimeout bounds a client request (default 5s).
 	RequestTimeout time.Duration
-	// RetryFor bounds background retries to a failed peer (default 10s).
+	// RetryFor is how long updates a peer missed are kept for it (hinted
+	// handoff, default 10m).
 	RetryFor time.Duration
+	// DisableHintedHandoff, DisableReadRepair and DisableCatchUp turn those
+	// mechanisms off (for experiments; see replication.Config).
+	DisableHintedHandoff, DisableReadRepair, DisableCatchUp bool
 	// ShutdownTimeout bounds the graceful shutdown (default 15s).
 	ShutdownTimeout time.Duration
 	// ReadHeaderTimeout and IdleTimeout protect the HTTP server (defaults 5s
@@ -136,10 +141,15 @@ func (c *Config) Validate() error {
 type Node struct {
 	cfg    Config
 	client *http.Client
-	rep    replication.Replicator
-	http   *http.Server
-	log    *slog.Logger
-	url    string
+	// catch-up runs beside the server from Serve until it is done or Close.
+	catchCtx    context.Context
+	catchCancel context.CancelFunc
+	catchDone   chan struct{}
+	started     atomic.Bool
+	rep         replication.Replicator
+	http        *http.Server
+	log         *slog.Logger
+	url         string
 }
 
 // New builds a node from cfg; it does not listen yet.
@@ -154,6 +164,8 @@ func New(cfg Config) (*Node, error) {
 		Self: cfg.ID, Members: cfg.Members, Mode: cfg.Mode, Leader: cfg.Leader,
 		LeaderRedirectURL: cfg.LeaderRedirectURL, W: cfg.W, R: cfg.R, Delays: cfg.Delays,
 		PeerTimeout: cfg.PeerTimeout, RetryFor: cfg.RetryFor, Logger: cfg.Logger, Registerer: reg,
+		DisableHintedHandoff: cfg.DisableHintedHandoff, DisableReadRepair: cfg.DisableReadRepair,
+		DisableCatchUp: cfg.DisableCatchUp,
 	}
 	rcfg.SetDefaults()
 	if err := rcfg.Validate(); err != nil {
@@ -185,7 +197,8 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, client: client, rep: rep, log: cfg.Logger, url: self}
+	n := &Node{cfg: cfg, client: client, rep: rep, log: cfg.Logger, url: self, catchDone: make(chan struct{})}
+	n.catchCtx, n.catchCancel = context.WithCancel(context.Background())
 	n.http = &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -203,6 +216,9 @@ func (n *Node) ID() string { return n.cfg.ID }
 
 // Info describes the node's replication settings.
 func (n *Node) Info() replication.Info { return n.rep.Info() }
+
+// Ready reports whether the node serves clients (it has caught up).
+func (n *Node) Ready() bool { return n.rep.Ready() }
 
 // Pending is the number of writes whose background replication is still in
 // flight.
@@ -222,6 +238,13 @@ func (n *Node) Serve(l net.Listener) error {
 		"w", inf.W, "r", inf.R, "n", inf.N, "delays", inf.Delays.String(), "gap", inf.Delays.Gap,
 		"apply_delay", inf.Delays.Apply, "read_delay", inf.Delays.Read, "sequential", inf.Delays.Sequential,
 		"members", strings.Join(peers, ","), "token", n.cfg.ClusterToken != "")
+	n.started.Store(true)
+	go func() {
+		defer close(n.catchDone)
+		if err := n.rep.CatchUp(n.catchCtx); err != nil && n.catchCtx.Err() == nil {
+			n.log.Error("catch-up failed", "err", err)
+		}
+	}()
 	if n.cfg.ClusterToken == "" {
 		n.log.Warn("no cluster token: /internal/ endpoints and PUT /config accept any caller; set --cluster-token or KVDB_CLUSTER_TOKEN")
 	}
@@ -239,11 +262,33 @@ func (n *Node) Drain(ctx context.Context) error { return n.rep.Close(ctx) }
 // ends, then it closes connections).
 func (n *Node) Close(ctx context.Context) error {
 	defer n.client.CloseIdleConnections()
+	n.catchCancel()
+	if n.started.Load() {
+		select {
+		case <-n.catchDone:
+		case <-ctx.Done():
+		}
+	}
 	if err := n.http.Shutdown(ctx); err != nil {
 		n.http.Close()
 		return fmt.Errorf("node %s: http shutdown: %w", n.cfg.ID, err)
 	}
 	return nil
+}
+
+// Kill stops the node at once, as a crash would look to its peers: open
+// connections are cut and background replication is abandoned.
+func (n *Node) Kill() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n.catchCancel()
+	_ = n.rep.Close(ctx) // cancelled: cuts background work short
+	err := n.http.Close()
+	n.client.CloseIdleConnections()
+	if n.started.Load() {
+		<-n.catchDone
+	}
+	return err
 }
 
 // Shutdown drains, then closes, within ShutdownTimeout.

@@ -60,9 +60,25 @@ type Config struct {
 	Delays Delays
 	// PeerTimeout bounds one message to a peer (default 2s).
 	PeerTimeout time.Duration
-	// RetryFor is how long background replication keeps retrying a peer that
-	// failed before it gives up and logs it (default 10s).
+	// RetryFor is how long an update a peer missed is kept and retried
+	// (hinted handoff) before it is dropped and logged (default 10m).
 	RetryFor time.Duration
+	// MaxHints bounds the missed updates kept per peer, one per key
+	// (default 100000); past it new ones are dropped and counted.
+	MaxHints int
+	// MaxInFlightPerPeer bounds replication messages in flight to one peer
+	// (default 256); a message over the bound counts as failed and becomes
+	// a hint, so a slow peer cannot pile up goroutines.
+	MaxInFlightPerPeer int
+	// DisableHintedHandoff drops updates a peer missed instead of keeping
+	// them for it (for experiments).
+	DisableHintedHandoff bool
+	// DisableReadRepair stops reads with R>1 from updating the replicas
+	// they saw behind (for experiments).
+	DisableReadRepair bool
+	// DisableCatchUp makes the node ready at once, without copying state
+	// from its peers (a node known to start with the whole cluster).
+	DisableCatchUp bool
 	// Logger receives the replicator's logs (default: discard).
 	Logger *slog.Logger
 	// Registerer, if set, receives the replicator's Prometheus metrics.
@@ -107,7 +123,13 @@ func (c *Config) SetDefaults() {
 		c.PeerTimeout = 2 * time.Second
 	}
 	if c.RetryFor == 0 {
-		c.RetryFor = 10 * time.Second
+		c.RetryFor = 10 * time.Minute
+	}
+	if c.MaxHints == 0 {
+		c.MaxHints = 100_000
+	}
+	if c.MaxInFlightPerPeer == 0 {
+		c.MaxInFlightPerPeer = 256
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -156,6 +178,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PeerTimeout < 0 || c.RetryFor < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	if c.MaxHints < 0 || c.MaxInFlightPerPeer < 0 {
+		errs = append(errs, errors.New("max hints and max in-flight per peer must not be negative"))
 	}
 	if c.Delays.Gap < 0 || c.Delays.Apply < 0 || c.Delays.Read < 0 {
 		errs = append(errs, errors.New("delays must not be negative"))

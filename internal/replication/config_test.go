@@ -42,7 +42,7 @@ func TestConfigSetDefaults(t *testing.T) {
 	c := Config{Self: "n2", Members: members(5)}
 	c.SetDefaults()
 	if c.Mode != LeaderFollower || c.Leader != "n1" || c.W != 5 || c.R != 1 ||
-		c.Delays != NoDelays() || c.PeerTimeout != 2*time.Second || c.RetryFor != 10*time.Second || c.Logger == nil {
+		c.Delays != NoDelays() || c.PeerTimeout != 2*time.Second || c.RetryFor != 10*time.Minute || c.Logger == nil {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if err := c.Validate(); err != nil {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/kvdb/kvdb/internal/store"
 )
@@ -16,7 +15,7 @@ import (
 type core struct {
 	cfg    Config
 	store  *store.Store
-	peers  []Peer // every other member, in the order replication visits them
+	links  []*link // every other member, in the order replication visits them
 	clock  *Clock
 	log    *slog.Logger
 	met    *metrics
@@ -32,6 +31,8 @@ type core struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	pending  atomic.Int64
+	workers  sync.WaitGroup // hinted-handoff workers, one per link
+	ready    atomic.Bool
 }
 
 func newCore(cfg Config, st *store.Store, peers []Peer) (*core, error) {
@@ -49,20 +50,20 @@ func newCore(cfg Config, st *store.Store, peers []Peer) (*core, error) {
 	}
 	// Visit peers in member order starting after this node, so that in
 	// leaderless mode different coordinators spread the first steps.
-	ordered := make([]Peer, 0, len(cfg.Members)-1)
+	ordered := make([]*link, 0, len(cfg.Members)-1)
 	for i := 1; i < len(cfg.Members); i++ {
 		m := cfg.Members[(self+i)%len(cfg.Members)]
 		p, ok := byID[m.ID]
 		if !ok {
 			return nil, fmt.Errorf("replication: no peer for member %q", m.ID)
 		}
-		ordered = append(ordered, p)
+		ordered = append(ordered, newLink(p, cfg.MaxInFlightPerPeer))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &core{
 		cfg:      cfg,
 		store:    st,
-		peers:    ordered,
+		links:    ordered,
 		clock:    newClock(cfg.Mode == Leaderless, self),
 		log:      cfg.Logger,
 		met:      newMetrics(cfg.Registerer),
@@ -73,6 +74,11 @@ func newCore(cfg Config, st *store.Store, peers []Peer) (*core, error) {
 	// A node that restarts with data (tests, later recovery) must not reissue
 	// versions it already holds.
 	c.clock.Observe(st.MaxVersion())
+	c.ready.Store(cfg.DisableCatchUp || len(ordered) == 0)
+	for _, l := range ordered {
+		c.workers.Add(1)
+		go c.deliverHints(l)
+	}
 	return c, nil
 }
 
@@ -104,7 +110,7 @@ func (c *core) SetClusterQuorum(ctx context.Context, w, r int) (ClusterQuorum, e
 	res := ClusterQuorum{W: w, R: r, N: c.cfg.N(), Updated: []string{c.cfg.Self}, Failed: map[string]string{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, p := range c.peers {
+	for _, p := range c.links {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -152,8 +158,12 @@ func (c *core) ApplyReplica(ctx context.Context, u Update) error {
 	return nil
 }
 
-// ReadReplica sleeps the read delay, then returns the local copy.
+// ReadReplica sleeps the read delay, then returns the local copy. A node
+// still catching up refuses, so it never counts towards a read quorum.
 func (c *core) ReadReplica(ctx context.Context, key string) (store.Entry, bool, error) {
+	if !c.Ready() {
+		return store.Entry{}, false, ErrNotReady
+	}
 	if !sleep(ctx, c.cfg.Delays.Read) {
 		return store.Entry{}, false, ctx.Err()
 	}
@@ -167,227 +177,25 @@ func (c *core) Pending() int { return int(c.pending.Load()) }
 // Keys is the number of keys held locally.
 func (c *core) Keys() int { return c.store.Len() }
 
-// Close refuses new writes and waits for background replication.
+// Close refuses new writes, waits for background replication (until ctx
+// ends), then stops the hinted-handoff workers; hints still held are lost.
 func (c *core) Close(ctx context.Context) error {
 	c.closeMu.Lock()
 	c.closing = true
 	c.closeMu.Unlock()
 	done := make(chan struct{})
 	go func() { c.bg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		c.bgCancel()
-		return nil
 	case <-ctx.Done():
-		c.bgCancel()
-		<-done
-		return fmt.Errorf("replication: %d background tasks cut short: %w", c.Pending(), ctx.Err())
+		err = fmt.Errorf("replication: %d background tasks cut short: %w", c.Pending(), ctx.Err())
 	}
-}
-
-// write is the coordinator's write path: apply locally with a new version,
-// replicate to the peers, and answer once W copies are acknowledged. The
-// replication to the remaining peers continues in the background.
-func (c *core) write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
-	if !c.admit() {
-		return WriteResult{}, ErrClosed
+	c.bgCancel()
+	<-done
+	c.workers.Wait()
+	if n := c.Hints(); n > 0 {
+		c.log.Warn("closing with undelivered hints", "hints", n)
 	}
-	defer c.bg.Done()
-	w, _, err := c.effective(o)
-	if err != nil {
-		return WriteResult{}, err
-	}
-	v := c.clock.Next()
-	c.store.Apply(key, value, v)
-	res := WriteResult{Key: key, Version: v, Coordinator: c.cfg.Self, Acks: 1, W: w}
-	if len(c.peers) == 0 {
-		return res, nil
-	}
-	results := c.replicate(Update{Key: key, Value: value, Version: v})
-	failed := 0
-	var lastErr error
-	for res.Acks < w {
-		select {
-		case err := <-results:
-			if err == nil {
-				res.Acks++
-				continue
-			}
-			failed++
-			lastErr = err
-			if 1+len(c.peers)-failed < w {
-				c.met.quorumFailures.WithLabelValues("write").Inc()
-				return res, &QuorumError{Op: "write", Acks: res.Acks, Required: w, N: c.cfg.N(), Cause: lastErr}
-			}
-		case <-ctx.Done():
-			c.met.quorumFailures.WithLabelValues("write").Inc()
-			cause := ctx.Err()
-			if lastErr != nil {
-				cause = fmt.Errorf("%w (last peer error: %v)", cause, lastErr)
-			}
-			return res, &QuorumError{Op: "write", Acks: res.Acks, Required: w, N: c.cfg.N(), Cause: cause}
-		}
-	}
-	return res, nil
-}
-
-// admit registers a write with the background wait group unless the node
-// is closing; the caller calls bg.Done when its coordination ends.
-func (c *core) admit() bool {
-	c.closeMu.RLock()
-	defer c.closeMu.RUnlock()
-	if c.closing {
-		return false
-	}
-	c.bg.Add(1)
-	return true
-}
-
-// isClosing reports whether Close has begun.
-func (c *core) isClosing() bool {
-	c.closeMu.RLock()
-	defer c.closeMu.RUnlock()
-	return c.closing
-}
-
-// replicate starts delivering u to every peer in the background and
-// returns a channel that receives each peer's first outcome, once its
-// replication step (send, ack, gap sleep) is done. A failed peer is retried
-// in the background for RetryFor.
-func (c *core) replicate(u Update) <-chan error {
-	out := make(chan error, len(c.peers))
-	step := func(p Peer) error {
-		err := c.send(p, u)
-		sleep(c.bgCtx, c.cfg.Delays.Gap)
-		out <- err
-		return err
-	}
-	c.bg.Add(1)
-	c.pending.Add(1)
-	c.met.pending.Inc()
-	go func() {
-		defer c.finishTask()
-		if c.cfg.Delays.Sequential {
-			var failed []Peer
-			for _, p := range c.peers {
-				if step(p) != nil {
-					failed = append(failed, p)
-				}
-			}
-			for _, p := range failed {
-				c.retry(p, u)
-			}
-			return
-		}
-		var wg sync.WaitGroup
-		for _, p := range c.peers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if step(p) != nil {
-					c.retry(p, u)
-				}
-			}()
-		}
-		wg.Wait()
-	}()
-	return out
-}
-
-func (c *core) finishTask() {
-	c.pending.Add(-1)
-	c.met.pending.Dec()
-	c.bg.Done()
-}
-
-// send makes one attempt to deliver u to p within PeerTimeout.
-func (c *core) send(p Peer, u Update) error {
-	ctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.PeerTimeout)
-	defer cancel()
-	err := p.Replicate(ctx, u)
-	if err != nil {
-		c.met.messages.WithLabelValues("error").Inc()
-		return fmt.Errorf("replicate to %s: %w", p.ID(), err)
-	}
-	c.met.messages.WithLabelValues("ok").Inc()
-	return nil
-}
-
-// retry keeps trying to deliver u to p with exponential backoff until it
-// succeeds, RetryFor passes, or the node closes.
-func (c *core) retry(p Peer, u Update) {
-	deadline := time.Now().Add(c.cfg.RetryFor)
-	backoff := 50 * time.Millisecond
-	for {
-		wait := min(backoff, time.Until(deadline))
-		if wait <= 0 || !sleep(c.bgCtx, wait) {
-			break
-		}
-		c.met.retries.Inc()
-		if err := c.send(p, u); err == nil {
-			return
-		}
-		backoff = min(2*backoff, time.Second)
-	}
-	c.met.dropped.Inc()
-	c.log.Warn("gave up replicating to peer", "peer", p.ID(), "key", u.Key, "version", u.Version, "retry_for", c.cfg.RetryFor)
-}
-
-type peerRead struct {
-	e   store.Entry
-	ok  bool
-	err error
-}
-
-// Read is the coordinator's read path: with R=1 the local copy; otherwise
-// the local copy and the first R-1 peers to answer (all are asked in
-// parallel), returning the highest version.
-func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, error) {
-	_, r, err := c.effective(o)
-	if err != nil {
-		return ReadResult{}, err
-	}
-	best, found := c.store.Get(key)
-	copies := 1
-	if r > 1 {
-		rctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
-		defer cancel()
-		ch := make(chan peerRead, len(c.peers))
-		for _, p := range c.peers {
-			go func() {
-				e, ok, err := p.Read(rctx, key)
-				if err != nil {
-					err = fmt.Errorf("read from %s: %w", p.ID(), err)
-				}
-				ch <- peerRead{e, ok, err}
-			}()
-		}
-		failed := 0
-		var lastErr error
-		for copies < r {
-			select {
-			case pr := <-ch:
-				if pr.err != nil {
-					failed++
-					lastErr = pr.err
-					if 1+len(c.peers)-failed < r {
-						c.met.quorumFailures.WithLabelValues("read").Inc()
-						return ReadResult{}, &QuorumError{Op: "read", Acks: copies, Required: r, N: c.cfg.N(), Cause: lastErr}
-					}
-					continue
-				}
-				copies++
-				if pr.ok && (!found || pr.e.Version > best.Version) {
-					best, found = pr.e, true
-				}
-			case <-rctx.Done():
-				c.met.quorumFailures.WithLabelValues("read").Inc()
-				return ReadResult{}, &QuorumError{Op: "read", Acks: copies, Required: r, N: c.cfg.N(), Cause: rctx.Err()}
-			}
-		}
-	}
-	if !found {
-		return ReadResult{}, fmt.Errorf("%q: %w", key, ErrNotFound)
-	}
-	return ReadResult{Key: key, Value: best.Value, Version: best.Version, Node: c.cfg.Self, Copies: copies}, nil
+	return err
 }

@@ -15,6 +15,8 @@ var (
 	ErrQuorum = errors.New("quorum not reached")
 	// ErrInvalid: a request or setting is out of range.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrNotReady: the node is still catching up after a start.
+	ErrNotReady = errors.New("node is catching up")
 	// ErrClosed: the node is shutting down.
 	ErrClosed = errors.New("node is shutting down")
 )

@@ -186,6 +186,28 @@ func (p *fakePeer) Read(ctx context.Context, key string) (store.Entry, bool, err
 	return e, ok, nil
 }
 
+func (p *fakePeer) Snapshot(ctx context.Context, fn func(Update) error) error {
+	mode, _, _, gate := p.state()
+	if err := p.wait(ctx, mode, gate, 0); err != nil {
+		return err
+	}
+	if p.target != nil {
+		return p.target.Snapshot(fn)
+	}
+	return p.st.Snapshot(func(k, v string, version uint64) error { return fn(Update{Key: k, Value: v, Version: version}) })
+}
+
+func (p *fakePeer) Probe(ctx context.Context) error {
+	mode, _, _, gate := p.state()
+	if err := p.wait(ctx, mode, gate, 0); err != nil {
+		return err
+	}
+	if p.target != nil && !p.target.Ready() {
+		return ErrNotReady
+	}
+	return nil
+}
+
 func (p *fakePeer) SetQuorum(ctx context.Context, w, r int) error {
 	p.mu.Lock()
 	mode := p.quorumMode
@@ -244,6 +266,8 @@ func newTestClusterWithStore(t *testing.T, n int, st *store.Store, mut func(*Con
 		Members:     members(n),
 		PeerTimeout: 5 * time.Second,
 		RetryFor:    200 * time.Millisecond,
+		// Most tests start a coordinator alone; catch-up has its own tests.
+		DisableCatchUp: true,
 	}
 	if mut != nil {
 		mut(&cfg)
@@ -264,8 +288,8 @@ func newTestClusterWithStore(t *testing.T, n int, st *store.Store, mut func(*Con
 	}
 	tc.rep = rep
 	tc.core = coreOf(rep)
-	for _, p := range tc.core.peers {
-		tc.order = append(tc.order, p.(*fakePeer))
+	for _, l := range tc.core.links {
+		tc.order = append(tc.order, l.Peer.(*fakePeer))
 	}
 	t.Cleanup(func() {
 		for _, p := range tc.peers {

@@ -9,6 +9,9 @@ type metrics struct {
 	retries        prometheus.Counter
 	dropped        prometheus.Counter
 	pending        prometheus.Gauge
+	hints          prometheus.Gauge
+	hintsDelivered prometheus.Counter
+	readRepairs    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,19 +30,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"op"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kvdb_replication_retries_total",
-			Help: "Background retries of failed replication messages.",
+			Help: "Hinted-handoff delivery attempts.",
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kvdb_replication_dropped_total",
-			Help: "Updates given up on after retrying a peer for the retry window.",
+			Help: "Updates a peer missed that were dropped: hinted handoff off, hint limit reached, or past the retry window.",
 		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kvdb_replication_pending",
 			Help: "Writes whose replication to all peers is still in progress.",
 		}),
+		hints: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kvdb_hints",
+			Help: "Updates held for peers that missed them (hinted handoff).",
+		}),
+		hintsDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvdb_hints_delivered_total",
+			Help: "Hinted updates delivered to a peer that came back.",
+		}),
+		readRepairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvdb_read_repairs_total",
+			Help: "Replicas brought up to date by a read that saw them behind.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.replicaUpdates, m.quorumFailures, m.retries, m.dropped, m.pending)
+		reg.MustRegister(m.messages, m.replicaUpdates, m.quorumFailures, m.retries, m.dropped, m.pending,
+			m.hints, m.hintsDelivered, m.readRepairs)
 	}
 	return m
 }

@@ -24,6 +24,12 @@ type Peer interface {
 	Read(ctx context.Context, key string) (store.Entry, bool, error)
 	// SetQuorum changes the peer's W and R.
 	SetQuorum(ctx context.Context, w, r int) error
+	// Snapshot streams every entry the peer holds to fn; it fails with
+	// ErrNotReady while the peer is catching up itself.
+	Snapshot(ctx context.Context, fn func(Update) error) error
+	// Probe returns nil if the peer serves, ErrNotReady if it is catching
+	// up, another error if it cannot be reached.
+	Probe(ctx context.Context) error
 }
 
 // Options override W or R for one request; zero keeps the configured value.
@@ -92,6 +98,17 @@ type Replicator interface {
 	Pending() int
 	// Keys is the number of keys this node holds.
 	Keys() int
+	// Hints is the number of updates held for unreachable peers.
+	Hints() int
+	// Ready reports whether the node serves clients (it has caught up).
+	Ready() bool
+	// CatchUp copies the current state from the peers that have it (the
+	// leader for a follower; every peer otherwise) and then marks the node
+	// ready. Until then client requests get ErrNotReady.
+	CatchUp(ctx context.Context) error
+	// Snapshot calls fn for every entry held (ErrNotReady while catching
+	// up).
+	Snapshot(fn func(Update) error) error
 	// Close refuses new writes and waits (until ctx ends) for background
 	// replication to finish.
 	Close(ctx context.Context) error
@@ -128,6 +145,21 @@ func (l *leaderFollower) Write(ctx context.Context, key, value string, o Options
 	return l.write(ctx, key, value, o)
 }
 
+// CatchUp copies from the leader (a follower) or from every follower (a
+// leader that restarted).
+func (l *leaderFollower) CatchUp(ctx context.Context) error {
+	sources := l.links
+	if !l.isLeader() {
+		sources = nil
+		for _, k := range l.links {
+			if k.ID() == l.cfg.Leader {
+				sources = append(sources, k)
+			}
+		}
+	}
+	return l.catchUpFrom(ctx, sources)
+}
+
 func (l *leaderFollower) Info() Info {
 	inf := l.info()
 	inf.Leader = l.cfg.Leader
@@ -144,6 +176,9 @@ type leaderless struct{ *core }
 func (l *leaderless) Write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
 	return l.write(ctx, key, value, o)
 }
+
+// CatchUp copies from every peer that is ready.
+func (l *leaderless) CatchUp(ctx context.Context) error { return l.catchUpFrom(ctx, l.links) }
 
 func (l *leaderless) Info() Info {
 	inf := l.info()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -63,6 +64,7 @@ type HealthResponse struct {
 	DelayProfile replication.Delays `json:"delay_profile"`
 	Keys         int                `json:"keys"`
 	Pending      int                `json:"pending_replication"`
+	Hints        int                `json:"hints"`
 }
 
 // decodeJSON reads exactly one JSON value from the body, within the body
@@ -189,6 +191,9 @@ func (s *Server) handleLocalRead(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !s.rep.Ready() {
+		return replication.ErrNotReady
+	}
 	e, ok := s.rep.LocalRead(key)
 	if !ok {
 		return fmt.Errorf("%q: %w", key, replication.ErrNotFound)
@@ -198,10 +203,14 @@ func (s *Server) handleLocalRead(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	inf := s.rep.Info()
-	return writeJSON(w, http.StatusOK, HealthResponse{
-		Status: "ok", Node: inf.Node, Mode: string(inf.Mode), Role: inf.Role, Leader: inf.Leader,
+	status, code := "ok", http.StatusOK
+	if !s.rep.Ready() {
+		status, code = transport.StatusCatchingUp, http.StatusServiceUnavailable
+	}
+	return writeJSON(w, code, HealthResponse{
+		Status: status, Node: inf.Node, Mode: string(inf.Mode), Role: inf.Role, Leader: inf.Leader,
 		W: inf.W, R: inf.R, N: inf.N, Delays: inf.Delays.String(), DelayProfile: inf.Delays,
-		Keys: s.rep.Keys(), Pending: s.rep.Pending(),
+		Keys: s.rep.Keys(), Pending: s.rep.Pending(), Hints: s.rep.Hints(),
 	})
 }
 
@@ -279,4 +288,26 @@ func (s *Server) handleInternalRead(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	return writeJSON(w, http.StatusOK, transport.ReadResponse{Key: key, Value: e.Value, Version: e.Version, Found: ok})
+}
+
+// handleSnapshot streams every entry as NDJSON, for a peer catching up.
+func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) error {
+	if !s.rep.Ready() {
+		return replication.ErrNotReady
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	err := s.rep.Snapshot(func(u replication.Update) error {
+		if err := r.Context().Err(); err != nil {
+			return err
+		}
+		return enc.Encode(u)
+	})
+	if err != nil {
+		// Headers are gone: cut the stream so the peer sees a broken copy
+		// rather than a short one.
+		panic(http.ErrAbortHandler)
+	}
+	return bw.Flush()
 }

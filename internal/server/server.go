@@ -116,6 +116,7 @@ func (s *Server) routes() {
 	s.handle("POST "+transport.PathReplicate, "internal_replicate", s.authorized(s.handleReplicate))
 	s.handle("GET "+transport.PathRead, "internal_read", s.authorized(s.handleInternalRead))
 	s.handle("PUT "+transport.PathConfig, "internal_config", s.authorized(s.handleInternalConfig))
+	s.handle("GET "+transport.PathSnapshot, "internal_snapshot", s.authorized(s.handleSnapshot))
 }
 
 // handler is an endpoint that returns an error instead of writing one.
@@ -200,7 +201,7 @@ func statusFor(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, replication.ErrNotLeader):
 		return http.StatusTemporaryRedirect
-	case errors.Is(err, replication.ErrQuorum), errors.Is(err, replication.ErrClosed):
+	case errors.Is(err, replication.ErrQuorum), errors.Is(err, replication.ErrClosed), errors.Is(err, replication.ErrNotReady):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

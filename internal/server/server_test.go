@@ -32,6 +32,8 @@ type fakeRep struct {
 	lastOpt  replication.Options
 	lastCtx  context.Context
 	applied  []replication.Update
+	// catchingUp makes Ready false, as a node that just started.
+	catchingUp bool
 }
 
 func newFakeRep(mode replication.Mode) *fakeRep {
@@ -152,6 +154,23 @@ func (f *fakeRep) Keys() int {
 }
 
 func (f *fakeRep) Close(context.Context) error { return nil }
+
+func (f *fakeRep) Hints() int { return 0 }
+
+func (f *fakeRep) Ready() bool { return !f.catchingUp }
+
+func (f *fakeRep) CatchUp(context.Context) error { f.catchingUp = false; return nil }
+
+func (f *fakeRep) Snapshot(fn func(replication.Update) error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, e := range f.data {
+		if err := fn(replication.Update{Key: k, Value: e.Value, Version: e.Version}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 var _ replication.Replicator = (*fakeRep)(nil)
 

@@ -120,3 +120,31 @@ func (s *Store) Range(fn func(key string, e Entry) bool) {
 		sh.mu.RUnlock()
 	}
 }
+
+// Snapshot calls fn for every entry. Each shard is copied under its read
+// lock and fn runs outside it, so fn may block (write to a network) without
+// stalling writers. Entries changed during the snapshot may or may not be
+// included; replicas apply only newer versions, so a copy merged later is
+// still correct.
+func (s *Store) Snapshot(fn func(key, value string, version uint64) error) error {
+	type kv struct {
+		k string
+		e Entry
+	}
+	var buf []kv
+	for i := range s.shards {
+		sh := &s.shards[i]
+		buf = buf[:0]
+		sh.mu.RLock()
+		for k, e := range sh.m {
+			buf = append(buf, kv{k, e})
+		}
+		sh.mu.RUnlock()
+		for _, x := range buf {
+			if err := fn(x.k, x.e.Value, x.e.Version); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

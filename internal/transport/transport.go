@@ -26,6 +26,8 @@ const (
 	PathReplicate = "/internal/replicate"
 	PathRead      = "/internal/read"
 	PathConfig    = "/internal/config"
+	PathSnapshot  = "/internal/snapshot"
+	PathHealth    = "/health"
 )
 
 // ReadResponse is the body of a successful internal read.
@@ -102,7 +104,34 @@ func (p *HTTPPeer) SetQuorum(ctx context.Context, w, r int) error {
 	return p.do(ctx, http.MethodPut, PathConfig, QuorumRequest{W: w, R: r}, nil)
 }
 
-// StatusError is a non-2xx answer from a peer.
+// Snapshot streams the peer's entries (NDJSON, one Update per line) to fn.
+func (p *HTTPPeer) Snapshot(ctx context.Context, fn func(replication.Update) error) error {
+	resp, err := p.request(ctx, http.MethodGet, PathSnapshot, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var u replication.Update
+		if err := dec.Decode(&u); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("snapshot from %s: %w", p.id, err)
+		}
+		if err := fn(u); err != nil {
+			return err
+		}
+	}
+}
+
+// Probe asks the peer's /health whether it serves.
+func (p *HTTPPeer) Probe(ctx context.Context) error {
+	return p.do(ctx, http.MethodGet, PathHealth, nil, nil)
+}
+
+// StatusError is a non-2xx answer from a peer. A 503 from a node that is
+// catching up matches replication.ErrNotReady.
 type StatusError struct {
 	Code int
 	Msg  string
@@ -110,18 +139,45 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return fmt.Sprintf("peer answered %d: %s", e.Code, e.Msg) }
 
+// Is makes a catching-up answer match replication.ErrNotReady.
+func (e *StatusError) Is(target error) bool {
+	return target == replication.ErrNotReady && e.Code == http.StatusServiceUnavailable &&
+		(strings.Contains(e.Msg, replication.ErrNotReady.Error()) || strings.Contains(e.Msg, StatusCatchingUp))
+}
+
+// StatusCatchingUp is the /health status of a node still catching up.
+const StatusCatchingUp = "catching-up"
+
 func (p *HTTPPeer) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := p.request(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s answer: %w", path, err)
+	}
+	return nil
+}
+
+// request sends one call and returns a 2xx response (whose body the
+// caller closes), or the error: a transport failure or a *StatusError.
+func (p *HTTPPeer) request(ctx context.Context, method, path string, in any) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("encode %s: %w", path, err)
+			return nil, fmt.Errorf("encode %s: %w", path, err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, p.base+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -131,27 +187,21 @@ func (p *HTTPPeer) do(ctx context.Context, method, path string, in, out any) err
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		var e struct {
-			Error string `json:"error"`
+			Error  string `json:"error"`
+			Status string `json:"status"`
 		}
-		if json.Unmarshal(msg, &e) == nil && e.Error != "" {
-			msg = []byte(e.Error)
+		if json.Unmarshal(msg, &e) == nil && (e.Error != "" || e.Status != "") {
+			msg = []byte(strings.TrimSpace(e.Status + " " + e.Error))
 		}
-		return &StatusError{Code: resp.StatusCode, Msg: strings.TrimSpace(string(msg))}
+		return nil, &StatusError{Code: resp.StatusCode, Msg: strings.TrimSpace(string(msg))}
 	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s answer: %w", path, err)
-	}
-	return nil
+	return resp, nil
 }
 
 // ErrDropped is returned by a Faults transport for a message it dropped.

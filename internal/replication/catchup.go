@@ -1,0 +1,105 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Ready reports whether the node serves clients: it has caught up (or
+// needed not).
+func (c *core) Ready() bool { return c.ready.Load() }
+
+// Snapshot calls fn for every entry this node holds; it refuses while the
+// node is still catching up, so a restarting peer never copies a partial
+// state as if it were current.
+func (c *core) Snapshot(fn func(Update) error) error {
+	if !c.Ready() {
+		return ErrNotReady
+	}
+	return c.store.Snapshot(func(k string, v string, version uint64) error {
+		return fn(Update{Key: k, Value: v, Version: version})
+	})
+}
+
+// catchUpFrom copies state from sources until it has one complete copy,
+// then marks the node ready. Each round asks every peer: the state of every
+// source that is ready is merged (replicas apply only newer versions, so
+// merge order does not matter and concurrent replication is safe). If no
+// source is ready but every peer answered that it is catching up too, the
+// whole cluster is starting cold and there is nothing to copy. Otherwise
+// it retries with backoff until ctx ends.
+func (c *core) catchUpFrom(ctx context.Context, sources []*link) error {
+	if c.Ready() {
+		return nil
+	}
+	isSource := map[*link]bool{}
+	for _, l := range sources {
+		isSource[l] = true
+	}
+	start := time.Now()
+	lastLog := start
+	backoff := minBackoff
+	for {
+		copied, notReady, entries := 0, 0, 0
+		for _, l := range c.links {
+			var n int
+			var err error
+			if isSource[l] {
+				n, err = c.copyFrom(ctx, l)
+			} else {
+				err = c.probe(ctx, l)
+			}
+			switch {
+			case err == nil && isSource[l]:
+				copied++
+				entries += n
+			case err == nil:
+			case errors.Is(err, ErrNotReady):
+				notReady++
+			}
+		}
+		switch {
+		case copied > 0:
+			c.log.Info("caught up", "from", copied, "entries", entries, "keys", c.store.Len(), "took", time.Since(start).Round(time.Millisecond))
+		case notReady == len(c.links):
+			c.log.Info("cold start: every peer is starting too, nothing to catch up")
+		default:
+			if time.Since(lastLog) > 5*time.Second {
+				c.log.Warn("still catching up: no ready peer to copy from yet", "waited", time.Since(start).Round(time.Second))
+				lastLog = time.Now()
+			}
+			if !sleep(ctx, backoff) {
+				return ctx.Err()
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		c.ready.Store(true)
+		return nil
+	}
+}
+
+// copyTimeout bounds one snapshot transfer.
+const copyTimeout = 2 * time.Minute
+
+// copyFrom applies l's snapshot and returns the number of entries.
+func (c *core) copyFrom(ctx context.Context, l *link) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, copyTimeout)
+	defer cancel()
+	n := 0
+	err := l.Snapshot(ctx, func(u Update) error {
+		n++
+		c.clock.Observe(u.Version)
+		c.store.Apply(u.Key, u.Value, u.Version)
+		return nil
+	})
+	return n, err
+}
+
+// probe asks l whether it is ready.
+func (c *core) probe(ctx context.Context, l *link) error {
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
+	defer cancel()
+	return l.Probe(pctx)
+}

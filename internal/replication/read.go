@@ -1,0 +1,114 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/kvdb/kvdb/internal/store"
+)
+
+type peerRead struct {
+	l   *link
+	e   store.Entry
+	ok  bool
+	err error
+}
+
+// Read is the coordinator's read path: with R=1 the local copy; otherwise
+// the local copy and the first R-1 peers to answer (all are asked in
+// parallel), returning the highest version. Replicas seen to be behind are
+// brought up to date in the background (read repair) unless disabled.
+func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, error) {
+	if !c.Ready() {
+		return ReadResult{}, ErrNotReady
+	}
+	_, r, err := c.effective(o)
+	if err != nil {
+		return ReadResult{}, err
+	}
+	local, found := c.store.Get(key)
+	best := local
+	copies := 1
+	if r > 1 {
+		answers, err := c.readPeers(ctx, key, r-1)
+		if err != nil {
+			return ReadResult{}, err
+		}
+		copies += len(answers)
+		for _, a := range answers {
+			if a.ok && (!found || a.e.Version > best.Version) {
+				best, found = a.e, true
+			}
+		}
+		if found {
+			c.readRepair(key, best, local, answers)
+		}
+	}
+	if !found {
+		return ReadResult{}, fmt.Errorf("%q: %w", key, ErrNotFound)
+	}
+	return ReadResult{Key: key, Value: best.Value, Version: best.Version, Node: c.cfg.Self, Copies: copies}, nil
+}
+
+// readPeers asks every peer for key in parallel and returns the first need
+// answers, or a QuorumError once need answers are no longer possible or
+// PeerTimeout (or ctx) runs out.
+func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead, error) {
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
+	defer cancel()
+	ch := make(chan peerRead, len(c.links))
+	for _, l := range c.links {
+		go func() {
+			e, ok, err := l.Read(rctx, key)
+			if err != nil {
+				err = fmt.Errorf("read from %s: %w", l.ID(), err)
+			}
+			ch <- peerRead{l, e, ok, err}
+		}()
+	}
+	var answers []peerRead
+	failed := 0
+	var lastErr error
+	fail := func(cause error) ([]peerRead, error) {
+		c.met.quorumFailures.WithLabelValues("read").Inc()
+		return nil, &QuorumError{Op: "read", Acks: 1 + len(answers), Required: need + 1, N: c.cfg.N(), Cause: cause}
+	}
+	for len(answers) < need {
+		select {
+		case a := <-ch:
+			if a.err != nil {
+				failed++
+				lastErr = a.err
+				if len(c.links)-failed < need {
+					return fail(lastErr)
+				}
+				continue
+			}
+			answers = append(answers, a)
+		case <-rctx.Done():
+			return fail(rctx.Err())
+		}
+	}
+	return answers, nil
+}
+
+// readRepair sends best to every replica read that was behind it, and
+// applies it locally if the local copy was behind.
+func (c *core) readRepair(key string, best, local store.Entry, answers []peerRead) {
+	if c.cfg.DisableReadRepair {
+		return
+	}
+	u := Update{Key: key, Value: best.Value, Version: best.Version}
+	if local.Version < best.Version {
+		c.clock.Observe(best.Version)
+		if _, applied := c.store.Apply(key, best.Value, best.Version); applied {
+			c.met.readRepairs.Inc()
+		}
+	}
+	for _, a := range answers {
+		if !a.ok || a.e.Version < best.Version {
+			c.met.readRepairs.Inc()
+			c.hintFor(a.l, u, true)
+		}
+	}
+}

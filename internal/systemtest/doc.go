@@ -1,0 +1,21 @@
+// Package systemtest holds kvdb's container tests: five-node clusters of the
+// real image (FROM scratch, `make image`) on a Docker network each test
+// creates, with faults injected through the Docker CLI (kill, pause, network
+// disconnect) under a bounded load, and a Terraform apply/destroy round trip.
+//
+// The tests run only when KVDB_DOCKER_TESTS=1 and `docker info` answers;
+// otherwise they skip with a message. The Terraform test also needs a
+// terraform binary (TERRAFORM, or terraform on PATH; scripts/ci-docker.sh
+// installs 1.5.7) and can be turned off with KVDB_TERRAFORM_TESTS=0.
+//
+// Every container and network a test creates is labelled app=kvdb,
+// kvdb.systemtest=1 and kvdb.test=<unique id>, publishes its ports on
+// 127.0.0.1 only, and is removed in t.Cleanup, on failure too. If a run is
+// killed before its cleanups, `scripts/cleanup.sh --label kvdb.systemtest=1`
+// removes what is left.
+//
+//	KVDB_DOCKER_TESTS=1 go test -count=1 -v ./internal/systemtest/
+//
+// KVDB_TEST_IMAGE names an existing image to test instead of building
+// kvdb:latest with `make image` (once per test binary).
+package systemtest

@@ -1,0 +1,218 @@
+package systemtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// terraformBinary finds terraform (TERRAFORM, else PATH) or skips.
+func terraformBinary(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("KVDB_TERRAFORM_TESTS") == "0" {
+		t.Skip("terraform test switched off (KVDB_TERRAFORM_TESTS=0)")
+	}
+	tf := os.Getenv("TERRAFORM")
+	if tf == "" {
+		var err error
+		if tf, err = exec.LookPath("terraform"); err != nil {
+			t.Skip("terraform test: no terraform binary (set TERRAFORM or run terraform/install.sh; scripts/ci-docker.sh does)")
+		}
+	}
+	out, err := exec.Command(tf, "version").Output()
+	if err != nil {
+		t.Skipf("terraform test: %s version failed: %v", tf, err)
+	}
+	t.Logf("using %s: %s", tf, strings.SplitN(string(out), "\n", 2)[0])
+	return tf
+}
+
+// freePortRange returns the first of n consecutive ports free on 127.0.0.1.
+func freePortRange(t *testing.T, n int) int {
+	t.Helper()
+	for range 200 {
+		base := 20000 + rand.IntN(40000)
+		var ls []net.Listener
+		for i := range n {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				break
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if len(ls) == n {
+			return base
+		}
+	}
+	t.Fatalf("no %d consecutive free ports found", n)
+	return 0
+}
+
+// terraform runs one terraform command in dir, bounded in time, and
+// returns its standard output (warnings on stderr go into errors only).
+func terraform(t *testing.T, tf, dir string, timeout time.Duration, args ...string) (string, time.Duration, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tf, append([]string{"-chdir=" + dir}, args...)...)
+	cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1", "TF_INPUT=0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("terraform %s: %w\n%s\n%s", strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
+	}
+	return stdout.String(), time.Since(start), err
+}
+
+// TestTerraformApplyDestroy applies terraform/ for w3r3 from a copy of the
+// module (unique name prefix, free base port), writes and reads through
+// the published ports, destroys, and checks that no container or network
+// with this test's label is left.
+func TestTerraformApplyDestroy(t *testing.T) {
+	requireDocker(t)
+	tf := terraformBinary(t)
+	root := repoRoot(t)
+	testImage(t) // the fault tests' image; apply rebuilds it (cached) unless KVDB_TEST_IMAGE is set
+
+	dir := t.TempDir()
+	for _, pat := range []string{"*.tf", "*.tfvars"} {
+		files, _ := filepath.Glob(filepath.Join(root, "terraform", pat))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id := uniqueID(t)
+	label := "kvdb.test=" + id
+	base := freePortRange(t, clusterSize)
+	vars := map[string]any{
+		"name_prefix": id,
+		"base_port":   base,
+		"delays":      "none",
+		"source_dir":  root,
+		"labels":      map[string]string{"kvdb.test": id, "kvdb.systemtest": "1"},
+	}
+	if img := os.Getenv("KVDB_TEST_IMAGE"); img != "" {
+		vars["image"], vars["build_image"] = img, false
+	}
+	b, _ := json.Marshal(vars)
+	if err := os.WriteFile(filepath.Join(dir, "test.tfvars.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	varArgs := []string{"-var-file=w3r3.tfvars", "-var-file=test.tfvars.json"}
+
+	destroyed := false
+	t.Cleanup(func() {
+		if !destroyed {
+			if _, _, err := terraform(t, tf, dir, 3*time.Minute, append([]string{"destroy", "-auto-approve", "-input=false", "-no-color"}, varArgs...)...); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+		if err := removeLabelled(label); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+
+	if _, d, err := terraform(t, tf, dir, 2*time.Minute, "init", "-input=false", "-no-color"); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Logf("terraform init (offline, built-in terraform_data only): %v", d.Round(time.Millisecond))
+	}
+	out, d, err := terraform(t, tf, dir, 5*time.Minute, append([]string{"apply", "-auto-approve", "-input=false", "-no-color"}, varArgs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("terraform apply (w3r3, prefix %s, base port %d): %v", id, base, d.Round(time.Millisecond))
+	if !strings.Contains(out, "all 5 nodes healthy") {
+		t.Errorf("apply did not report the nodes healthy:\n%s", out)
+	}
+
+	raw, _, err := terraform(t, tf, dir, time.Minute, "output", "-json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outputs struct {
+		NodeURLs  struct{ Value []string }          `json:"node_urls"`
+		LeaderURL struct{ Value string }            `json:"leader_url"`
+		Network   struct{ Value string }            `json:"network"`
+		Config    struct{ Value map[string]any }    `json:"config"`
+		Nodes     struct{ Value map[string]string } `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(raw), &outputs); err != nil {
+		t.Fatalf("terraform output -json: %v\n%s", err, raw)
+	}
+	urls := outputs.NodeURLs.Value
+	if len(urls) != clusterSize || outputs.LeaderURL.Value != fmt.Sprintf("http://127.0.0.1:%d", base) {
+		t.Fatalf("outputs: node_urls %v leader_url %q, want 5 URLs from port %d", urls, outputs.LeaderURL.Value, base)
+	}
+	t.Logf("outputs: leader_url=%s node_urls=%v config=%v", outputs.LeaderURL.Value, urls, outputs.Config.Value)
+
+	// What Docker holds: five healthy, labelled, non-root containers.
+	names := mustDocker(t, "ps", "--filter", "label="+label, "--filter", "label=app=kvdb", "--filter", "label=kvdb.config=w3r3", "--format", "{{.Names}}")
+	if got := len(strings.Fields(names)); got != clusterSize {
+		t.Errorf("%d running containers labelled %s, app=kvdb, kvdb.config=w3r3; want 5: %q", got, label, names)
+	}
+	for _, name := range strings.Fields(names) {
+		info := mustDocker(t, "inspect", "-f", "{{.Config.User}} {{.State.Health.Status}}", name)
+		if info != "65532:65532 healthy" {
+			t.Errorf("%s: user and health %q, want \"65532:65532 healthy\"", name, info)
+		}
+	}
+	if nets := mustDocker(t, "network", "ls", "--filter", "label="+label, "--filter", "label=app=kvdb", "--format", "{{.Name}}"); nets != outputs.Network.Value {
+		t.Errorf("networks labelled %s: %q, want %q", label, nets, outputs.Network.Value)
+	}
+
+	// A set and a get through the published ports.
+	cl := newClient(t, 10*time.Second)
+	key, value := id+"-key", "hello from terraform"
+	if r := cl.set(outputs.LeaderURL.Value, key, value, 0); r.Err != nil || r.Status != http.StatusCreated || r.Acks < 3 {
+		t.Fatalf("set via %s: status %d acks %d err %v %q", outputs.LeaderURL.Value, r.Status, r.Acks, r.Err, r.Error)
+	} else {
+		t.Logf("set via the leader's published port: 201 version %d acks %d in %v", r.Version, r.Acks, r.Elapsed.Round(time.Microsecond))
+	}
+	if r := cl.get(urls[2], key, 0); r.Err != nil || r.Status != http.StatusOK || r.Value != value {
+		t.Fatalf("get via %s: status %d value %q err %v %q", urls[2], r.Status, r.Value, r.Err, r.Error)
+	} else {
+		t.Logf("get via node3's published port (R=3): 200 %q from %s in %v", r.Value, r.Node, r.Elapsed.Round(time.Microsecond))
+	}
+	if r := cl.set(urls[1], key, "x", 0); r.Err != nil || r.Status != http.StatusTemporaryRedirect || r.Location != outputs.LeaderURL.Value+"/set" {
+		t.Errorf("set via follower %s: want 307 to %s/set, got %d %q %v", urls[1], outputs.LeaderURL.Value, r.Status, r.Location, r.Err)
+	}
+
+	_, d, err = terraform(t, tf, dir, 3*time.Minute, append([]string{"destroy", "-auto-approve", "-input=false", "-no-color"}, varArgs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	destroyed = true
+	t.Logf("terraform destroy: %v", d.Round(time.Millisecond))
+	for _, l := range []string{label, "kvdb.project=" + id} {
+		if left, err := leftovers(l); err != nil || left != "" {
+			t.Errorf("after terraform destroy, still labelled %s: %q %v", l, left, err)
+		}
+	}
+	for i := range clusterSize {
+		if r := cl.do(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/health", base+i), nil); r.Err == nil {
+			t.Errorf("port %d still answers after destroy (status %d)", base+i, r.Status)
+		}
+	}
+}
