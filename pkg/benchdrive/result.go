@@ -1,0 +1,119 @@
+package benchdrive
+
+import (
+	"math"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Result is one row of a benchmark: one workload against one system. Its
+// JSON form is the row of bench.json; latencies are in milliseconds and
+// cover successful operations of the measured window (errors are only
+// counted). In the open loop they are measured from each request's
+// intended start time.
+type Result struct {
+	Workload    string  `json:"workload"`
+	System      string  `json:"system"`
+	Mode        string  `json:"mode"`
+	Concurrency int     `json:"concurrency"`
+	TargetRate  float64 `json:"target_rate,omitempty"`
+	WriteRatio  float64 `json:"write_ratio"`
+	ValueSize   int     `json:"value_size"`
+	Keys        int     `json:"keys"`
+	// DurationS is the measured window in seconds: from the end of the
+	// warm-up to the last measured operation's answer.
+	DurationS float64 `json:"duration_s"`
+	// Ops counts the successful operations of the window; Reads and Writes
+	// split them.
+	Ops    int64 `json:"ops"`
+	Reads  int64 `json:"reads"`
+	Writes int64 `json:"writes"`
+	// Errors counts failed operations of the window.
+	Errors int64 `json:"errors"`
+	// OpsPerSec is Ops / DurationS.
+	OpsPerSec float64 `json:"ops_per_sec"`
+	P50Ms     float64 `json:"p50_ms"`
+	P90Ms     float64 `json:"p90_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	P999Ms    float64 `json:"p999_ms"`
+	MaxMs     float64 `json:"max_ms"`
+	MeanMs    float64 `json:"mean_ms"`
+	// Per operation kind (zero when the kind did not occur).
+	ReadP50Ms  float64 `json:"read_p50_ms"`
+	ReadP99Ms  float64 `json:"read_p99_ms"`
+	WriteP50Ms float64 `json:"write_p50_ms"`
+	WriteP99Ms float64 `json:"write_p99_ms"`
+	// Open loop: requests of the schedule never sent (the system fell too
+	// far behind) and requests sent later than the late threshold.
+	Dropped int64 `json:"dropped,omitempty"`
+	Late    int64 `json:"late,omitempty"`
+	// FirstError is the first failure seen, warm-up included.
+	FirstError string `json:"first_error,omitempty"`
+	// Interrupted is true when the run was cut short by its context.
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Notes says what the system's numbers mean (consistency of reads,
+	// where writes go...).
+	Notes string `json:"notes,omitempty"`
+}
+
+func (d *driver) result(workers []*worker) Result {
+	cfg := d.cfg
+	res := Result{
+		Mode: cfg.Mode, Concurrency: cfg.Concurrency, WriteRatio: cfg.WriteRatio,
+		ValueSize: cfg.ValueSize, Keys: cfg.Keys,
+	}
+	if cfg.Mode == ModeOpen {
+		res.TargetRate = cfg.Rate
+		res.Dropped = d.total - d.sent.Load()
+	}
+	reads, writes := newHistogram(), newHistogram()
+	var lastEnd time.Time
+	for _, w := range workers {
+		reads.Merge(w.reads)
+		writes.Merge(w.writes)
+		res.Reads += w.nReads
+		res.Writes += w.nWrite
+		res.Errors += w.errs
+		res.Late += w.late
+		if w.firstErr != nil && res.FirstError == "" {
+			res.FirstError = w.firstErr.Error()
+		}
+		if w.lastEnd.After(lastEnd) {
+			lastEnd = w.lastEnd
+		}
+	}
+	res.Ops = res.Reads + res.Writes
+	window := cfg.Duration
+	if !lastEnd.IsZero() && lastEnd.After(d.measureFrom) {
+		window = lastEnd.Sub(d.measureFrom)
+	}
+	res.DurationS = round(window.Seconds(), 3)
+	res.OpsPerSec = round(float64(res.Ops)/window.Seconds(), 1)
+	all := newHistogram()
+	all.Merge(reads)
+	all.Merge(writes)
+	res.P50Ms = quantileMs(all, 50)
+	res.P90Ms = quantileMs(all, 90)
+	res.P99Ms = quantileMs(all, 99)
+	res.P999Ms = quantileMs(all, 99.9)
+	res.MaxMs = round(float64(all.Max())/1000, 3)
+	res.MeanMs = round(all.Mean()/1000, 3)
+	res.ReadP50Ms, res.ReadP99Ms = quantileMs(reads, 50), quantileMs(reads, 99)
+	res.WriteP50Ms, res.WriteP99Ms = quantileMs(writes, 50), quantileMs(writes, 99)
+	return res
+}
+
+// quantileMs returns the q-th percentile (0..100) of h, recorded in
+// microseconds, in milliseconds.
+func quantileMs(h *hdrhistogram.Histogram, q float64) float64 {
+	if h.TotalCount() == 0 {
+		return 0
+	}
+	return round(float64(h.ValueAtQuantile(q))/1000, 3)
+}
+
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
