@@ -26,6 +26,8 @@ func Cluster(ctx context.Context, args []string, env Env) int {
 	durationVar(fs, &cfg.PeerTimeout, "peer-timeout", 2*time.Second, "timeout of one node-to-node message")
 	durationVar(fs, &cfg.RequestTimeout, "request-timeout", 5*time.Second, "timeout of one client set or get")
 	fs.StringVar(&cfg.ClusterToken, "cluster-token", "", "shared secret for /internal/ and PUT /config")
+	hinted := fs.Bool("hinted-handoff", true, "keep updates an unreachable peer missed and deliver them later")
+	readRepair := fs.Bool("read-repair", true, "reads with R>1 repair the replicas they saw behind")
 	fs.StringVar(&logLevel, "log-level", "error", "node log level: debug, info, warn or error")
 	if err := parseFlags(fs, args, nil); err != nil {
 		return usageExit(fs, env.Stderr, err)
@@ -35,6 +37,7 @@ func Cluster(ctx context.Context, args []string, env Env) int {
 		return usageExit(fs, env.Stderr, err)
 	}
 	cfg.Delays, cfg.Logger = delays.d, log
+	cfg.DisableHintedHandoff, cfg.DisableReadRepair = !*hinted, !*readRepair
 	c, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "kvdb cluster: %v\n", indent(err))

@@ -31,7 +31,10 @@ func Serve(ctx context.Context, args []string, env Env) int {
 	fs.Var(&delays, "delays", "delay profile: paper (sequential replication, 200ms gap, 100ms apply, 50ms peer read),\nnone, paper*F (scaled), or gap=D,apply=D,read=D[,sequential=BOOL]")
 	durationVar(fs, &cfg.PeerTimeout, "peer-timeout", 2*time.Second, "timeout of one node-to-node message")
 	durationVar(fs, &cfg.RequestTimeout, "request-timeout", 5*time.Second, "timeout of one client set or get, coordination included")
-	durationVar(fs, &cfg.RetryFor, "retry-for", 10*time.Second, "how long background replication retries a failed peer")
+	durationVar(fs, &cfg.RetryFor, "retry-for", 10*time.Minute, "how long updates a peer missed are kept and retried for it (hinted handoff)")
+	hinted := fs.Bool("hinted-handoff", true, "keep updates an unreachable peer missed and deliver them when it answers again")
+	readRepair := fs.Bool("read-repair", true, "reads with R>1 bring the replicas they saw behind up to date")
+	catchUp := fs.Bool("catch-up", true, "on start, copy the current state from the leader (or the peers) before serving clients")
 	durationVar(fs, &cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "bound on graceful shutdown")
 	fs.IntVar(&cfg.MaxKeyBytes, "max-key-bytes", 1<<10, "largest key accepted")
 	fs.IntVar(&cfg.MaxValueBytes, "max-value-bytes", 1<<20, "largest value accepted")
@@ -49,6 +52,7 @@ func Serve(ctx context.Context, args []string, env Env) int {
 		return usageExit(fs, env.Stderr, err)
 	}
 	cfg.Mode, cfg.Members, cfg.Delays, cfg.Logger = m, members.m, delays.d, log
+	cfg.DisableHintedHandoff, cfg.DisableReadRepair, cfg.DisableCatchUp = !*hinted, !*readRepair, !*catchUp
 	n, err := node.New(cfg)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "kvdb serve: invalid configuration:\n  %v\n", indent(err))
