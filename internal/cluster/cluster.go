@@ -76,6 +76,8 @@ type Config struct {
 	ClusterToken string
 	// DisableHintedHandoff and DisableReadRepair pass through to each node.
 	DisableHintedHandoff, DisableReadRepair bool
+	// DisableBatching sends every replication update as its own message.
+	DisableBatching bool
 	// Faults, if set, is put between every node and its peers (tests).
 	Faults *transport.Faults
 	// Logger receives every node's logs (default: discard).
@@ -169,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RetryFor,
 			ClusterToken: cfg.ClusterToken, Logger: cfg.Logger.With("node", members[i].ID),
 			DisableHintedHandoff: cfg.DisableHintedHandoff, DisableReadRepair: cfg.DisableReadRepair,
+			DisableBatching: cfg.DisableBatching,
 		}
 		if cfg.Faults != nil {
 			ncfg.WrapTransport = cfg.Faults.Wrap(l.Addr().String())

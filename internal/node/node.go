@@ -57,6 +57,8 @@ type Config struct {
 	// DisableHintedHandoff, DisableReadRepair and DisableCatchUp turn those
 	// mechanisms off (for experiments; see replication.Config).
 	DisableHintedHandoff, DisableReadRepair, DisableCatchUp bool
+	// DisableBatching sends every replication update as its own message.
+	DisableBatching bool
 	// ShutdownTimeout bounds the graceful shutdown (default 15s).
 	ShutdownTimeout time.Duration
 	// ReadHeaderTimeout and IdleTimeout protect the HTTP server (defaults 5s
@@ -165,7 +167,7 @@ func New(cfg Config) (*Node, error) {
 		LeaderRedirectURL: cfg.LeaderRedirectURL, W: cfg.W, R: cfg.R, Delays: cfg.Delays,
 		PeerTimeout: cfg.PeerTimeout, RetryFor: cfg.RetryFor, Logger: cfg.Logger, Registerer: reg,
 		DisableHintedHandoff: cfg.DisableHintedHandoff, DisableReadRepair: cfg.DisableReadRepair,
-		DisableCatchUp: cfg.DisableCatchUp,
+		DisableCatchUp: cfg.DisableCatchUp, DisableBatching: cfg.DisableBatching,
 	}
 	rcfg.SetDefaults()
 	if err := rcfg.Validate(); err != nil {

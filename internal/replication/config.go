@@ -76,6 +76,9 @@ type Config struct {
 	// DisableReadRepair stops reads with R>1 from updating the replicas
 	// they saw behind (for experiments).
 	DisableReadRepair bool
+	// DisableBatching sends every update to a peer as its own message even
+	// under a parallel profile (sequential profiles never batch).
+	DisableBatching bool
 	// DisableCatchUp makes the node ready at once, without copying state
 	// from its peers (a node known to start with the whole cluster).
 	DisableCatchUp bool

@@ -146,14 +146,22 @@ func (c *core) LocalRead(key string) (store.Entry, bool) { return c.store.Get(ke
 
 // ApplyReplica sleeps the apply delay, then applies u if it is newer.
 func (c *core) ApplyReplica(ctx context.Context, u Update) error {
+	return c.ApplyReplicas(ctx, []Update{u})
+}
+
+// ApplyReplicas sleeps the apply delay once, then applies each update that
+// is newer than the copy held.
+func (c *core) ApplyReplicas(ctx context.Context, us []Update) error {
 	if !sleep(ctx, c.cfg.Delays.Apply) {
 		return ctx.Err()
 	}
-	c.clock.Observe(u.Version)
-	if _, applied := c.store.Apply(u.Key, u.Value, u.Version); applied {
-		c.met.replicaUpdates.WithLabelValues("applied").Inc()
-	} else {
-		c.met.replicaUpdates.WithLabelValues("stale").Inc()
+	for _, u := range us {
+		c.clock.Observe(u.Version)
+		if _, applied := c.store.Apply(u.Key, u.Value, u.Version); applied {
+			c.met.replicaUpdates.WithLabelValues("applied").Inc()
+		} else {
+			c.met.replicaUpdates.WithLabelValues("stale").Inc()
+		}
 	}
 	return nil
 }

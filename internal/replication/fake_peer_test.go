@@ -171,6 +171,15 @@ func (p *fakePeer) Replicate(ctx context.Context, u Update) error {
 	return nil
 }
 
+func (p *fakePeer) ReplicateBatch(ctx context.Context, us []Update) error {
+	for _, u := range us {
+		if err := p.Replicate(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (p *fakePeer) Read(ctx context.Context, key string) (store.Entry, bool, error) {
 	p.reads.Add(1)
 	p.inFlight.Add(1)

@@ -18,9 +18,17 @@ type link struct {
 	Peer
 	slots chan struct{} // one token per message in flight
 
-	mu    sync.Mutex
-	hints map[string]hint // newest missed update per key
-	wake  chan struct{}
+	// Batching (parallel profiles): concurrent updates for this peer queue
+	// here and up to maxFlushers goroutines send them as batches, so under
+	// load one HTTP round trip carries many updates.
+	bmu      sync.Mutex
+	queue    []*call
+	flushers int
+
+	mu      sync.Mutex
+	hints   map[string]hint // newest missed update per key
+	sending int             // hints taken out by the worker and being sent
+	wake    chan struct{}
 }
 
 type hint struct {
@@ -32,24 +40,100 @@ func newLink(p Peer, maxInFlight int) *link {
 	return &link{Peer: p, slots: make(chan struct{}, maxInFlight), hints: map[string]hint{}, wake: make(chan struct{}, 1)}
 }
 
-// send makes one attempt to deliver u within PeerTimeout. It never waits
-// for a slot: a peer that is already saturated counts as a failure, so a
-// slow peer cannot pile up goroutines behind it.
+// call is one update waiting in a link's batch queue.
+type call struct {
+	u   Update
+	err chan error
+}
+
+const (
+	maxFlushers   = 4       // batches in flight per peer
+	maxBatch      = 256     // updates per batch
+	maxBatchBytes = 1 << 20 // payload per batch (a larger update goes alone)
+)
+
+// send makes one attempt to deliver u within PeerTimeout. Under a
+// sequential (paper) profile every update is its own message, as the
+// profile prescribes; otherwise updates to one peer are batched. It never
+// waits for a slot: a peer already saturated counts as a failure, so a
+// slow peer cannot pile up work behind it.
 func (c *core) send(l *link, u Update) error {
+	if c.cfg.Delays.Sequential || c.cfg.DisableBatching {
+		return c.sendBatch(l, []Update{u})
+	}
+	cl := &call{u: u, err: make(chan error, 1)}
+	l.bmu.Lock()
+	if len(l.queue) >= c.cfg.MaxInFlightPerPeer {
+		l.bmu.Unlock()
+		c.met.messages.WithLabelValues("busy").Inc()
+		return fmt.Errorf("replicate to %s: %w", l.ID(), errPeerBusy)
+	}
+	l.queue = append(l.queue, cl)
+	start := l.flushers < maxFlushers
+	if start {
+		l.flushers++
+		c.workers.Add(1)
+	}
+	l.bmu.Unlock()
+	if start {
+		go c.flush(l)
+	}
+	return <-cl.err
+}
+
+// flush sends l's queued updates in batches until the queue is empty.
+func (c *core) flush(l *link) {
+	defer c.workers.Done()
+	for {
+		l.bmu.Lock()
+		n, size := 0, 0
+		for n < len(l.queue) && n < maxBatch && (n == 0 || size+len(l.queue[n].u.Value) <= maxBatchBytes) {
+			size += len(l.queue[n].u.Key) + len(l.queue[n].u.Value)
+			n++
+		}
+		if n == 0 {
+			l.flushers--
+			l.bmu.Unlock()
+			return
+		}
+		calls := make([]*call, n)
+		copy(calls, l.queue)
+		l.queue = append(l.queue[:0], l.queue[n:]...)
+		l.bmu.Unlock()
+		us := make([]Update, n)
+		for i, cl := range calls {
+			us[i] = cl.u
+		}
+		err := c.sendBatch(l, us)
+		for _, cl := range calls {
+			cl.err <- err
+		}
+	}
+}
+
+// sendBatch makes one attempt to deliver us in one message.
+func (c *core) sendBatch(l *link, us []Update) error {
 	select {
 	case l.slots <- struct{}{}:
 		defer func() { <-l.slots }()
 	default:
-		c.met.messages.WithLabelValues("busy").Inc()
+		c.met.messages.WithLabelValues("busy").Add(float64(len(us)))
 		return fmt.Errorf("replicate to %s: %w", l.ID(), errPeerBusy)
 	}
 	ctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.PeerTimeout)
 	defer cancel()
-	if err := l.Replicate(ctx, u); err != nil {
-		c.met.messages.WithLabelValues("error").Inc()
+	var err error
+	if len(us) == 1 {
+		err = l.Replicate(ctx, us[0])
+	} else {
+		err = l.ReplicateBatch(ctx, us)
+	}
+	c.met.batches.Observe(float64(len(us)))
+	if err != nil {
+		c.met.messages.WithLabelValues("error").Add(float64(len(us)))
 		return fmt.Errorf("replicate to %s: %w", l.ID(), err)
 	}
-	c.met.messages.WithLabelValues("ok").Inc()
+	c.met.messages.WithLabelValues("ok").Add(float64(len(us)))
 	return nil
 }
 
@@ -98,6 +182,7 @@ func (c *core) takeHints(l *link, n int) []hint {
 		}
 		out = append(out, h)
 	}
+	l.sending += len(out)
 	return out
 }
 
@@ -106,7 +191,7 @@ func (c *core) Hints() int {
 	n := 0
 	for _, l := range c.links {
 		l.mu.Lock()
-		n += len(l.hints)
+		n += len(l.hints) + l.sending
 		l.mu.Unlock()
 	}
 	return n
@@ -130,21 +215,25 @@ func (c *core) deliverHints(l *link) {
 				backoff = minBackoff
 				break
 			}
-			failedAt := -1
+			us := make([]Update, len(batch))
 			for i, h := range batch {
-				c.met.retries.Inc()
-				if err := c.send(l, h.u); err != nil {
-					failedAt = i
-					break
-				}
-				c.met.hintsDelivered.Inc()
+				us[i] = h.u
 			}
-			if failedAt < 0 {
+			c.met.retries.Add(float64(len(us)))
+			err := c.sendBatch(l, us)
+			if err != nil {
+				for _, h := range batch {
+					c.rehint(l, h)
+				}
+			} else {
+				c.met.hintsDelivered.Add(float64(len(us)))
+			}
+			l.mu.Lock()
+			l.sending -= len(batch)
+			l.mu.Unlock()
+			if err == nil {
 				backoff = minBackoff
 				continue
-			}
-			for _, h := range batch[failedAt:] {
-				c.rehint(l, h)
 			}
 			if !sleep(c.bgCtx, backoff) {
 				return

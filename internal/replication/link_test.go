@@ -8,21 +8,35 @@ import (
 	"github.com/kvdb/kvdb/internal/store"
 )
 
-// A hung peer never has more than MaxInFlightPerPeer messages in flight:
-// the rest become hints at once, so writes do not pile up behind it.
+// A hung peer never has more than MaxInFlightPerPeer messages in flight
+// (or queued for batching): the rest become hints at once, so writes do
+// not pile up behind it.
 func TestInFlightPerPeerIsBounded(t *testing.T) {
-	tc := newTestCluster(t, 3, func(c *Config) { c.W = 1; c.MaxInFlightPerPeer = 4; c.PeerTimeout = time.Minute })
-	hung := tc.peer("n2")
-	hung.setMode(peerHang)
-	for i := range 50 {
-		if _, err := tc.rep.Write(bg(), fmt.Sprintf("k%d", i), "v", Options{}); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-	}
-	waitFor(t, "the healthy peer to get every write", func() bool { return tc.peer("n3").st.Len() == 50 })
-	waitFor(t, "writes beyond the bound to become hints", func() bool { return tc.rep.Hints() >= 46 })
-	if got := hung.inFlight.Load(); got > 4 {
-		t.Fatalf("%d messages in flight to the hung peer, bound 4", got)
+	for _, batching := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batching=%t", batching), func(t *testing.T) {
+			tc := newTestCluster(t, 3, func(c *Config) {
+				c.W, c.MaxInFlightPerPeer, c.PeerTimeout, c.DisableBatching = 1, 4, time.Minute, !batching
+			})
+			hung := tc.peer("n2")
+			hung.setMode(peerHang)
+			for i := range 50 {
+				if _, err := tc.rep.Write(bg(), fmt.Sprintf("k%d", i), "v", Options{}); err != nil {
+					t.Fatalf("write %d: %v", i, err)
+				}
+			}
+			waitFor(t, "the healthy peer to get every write", func() bool { return tc.peer("n3").st.Len() == 50 })
+			// Unbatched: at most 4 messages in flight. Batched: at most 4
+			// batches in flight and 4 updates queued.
+			want := 46
+			if batching {
+				want = 50 - 4 - 4*maxBatch
+				want = max(want, 1)
+			}
+			waitFor(t, "writes beyond the bound to become hints", func() bool { return tc.rep.Hints() >= want })
+			if got := hung.inFlight.Load(); got > 4 {
+				t.Fatalf("%d messages in flight to the hung peer, bound 4", got)
+			}
+		})
 	}
 }
 

@@ -12,6 +12,7 @@ type metrics struct {
 	hints          prometheus.Gauge
 	hintsDelivered prometheus.Counter
 	readRepairs    prometheus.Counter
+	batches        prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,10 +53,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kvdb_read_repairs_total",
 			Help: "Replicas brought up to date by a read that saw them behind.",
 		}),
+		batches: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kvdb_replication_batch_size",
+			Help:    "Updates per replication message to a peer.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.messages, m.replicaUpdates, m.quorumFailures, m.retries, m.dropped, m.pending,
-			m.hints, m.hintsDelivered, m.readRepairs)
+			m.hints, m.hintsDelivered, m.readRepairs, m.batches)
 	}
 	return m
 }

@@ -20,6 +20,8 @@ type Peer interface {
 	ID() string
 	// Replicate delivers an update; nil means the peer holds it (or newer).
 	Replicate(ctx context.Context, u Update) error
+	// ReplicateBatch delivers several updates in one message.
+	ReplicateBatch(ctx context.Context, us []Update) error
 	// Read returns the peer's copy of key.
 	Read(ctx context.Context, key string) (store.Entry, bool, error)
 	// SetQuorum changes the peer's W and R.
@@ -86,6 +88,8 @@ type Replicator interface {
 	// ApplyReplica applies an update sent by a coordinator (after the
 	// profile's apply delay).
 	ApplyReplica(ctx context.Context, u Update) error
+	// ApplyReplicas applies a batch of updates after one apply delay.
+	ApplyReplicas(ctx context.Context, us []Update) error
 	// ReadReplica answers a coordinator's read (after the read delay).
 	ReadReplica(ctx context.Context, key string) (store.Entry, bool, error)
 	// SetQuorum changes W and R on this node only.

@@ -70,10 +70,14 @@ type HealthResponse struct {
 // decodeJSON reads exactly one JSON value from the body, within the body
 // limit.
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	return s.decodeLimited(w, r, v, s.cfg.MaxBodyBytes)
+}
+
+func (s *Server) decodeLimited(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return fmt.Errorf("%w: request body over %d bytes", errTooLarge, s.cfg.MaxBodyBytes)
+			return fmt.Errorf("%w: request body over %d bytes", errTooLarge, limit)
 		}
 		return fmt.Errorf("%w: reading body: %v", errBadRequest, err)
 	}
@@ -272,6 +276,28 @@ func (s *Server) handleReplicate(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: replicate needs a key and a version", errBadRequest)
 	}
 	if err := s.rep.ApplyReplica(r.Context(), u); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// batchBodyFactor: a replication batch may carry this many maximal
+// requests' worth of data (the sender caps batches at 1 MiB of values, or
+// one larger update).
+const batchBodyFactor = 4
+
+func (s *Server) handleReplicateBatch(w http.ResponseWriter, r *http.Request) error {
+	var us []replication.Update
+	if err := s.decodeLimited(w, r, &us, batchBodyFactor*s.cfg.MaxBodyBytes); err != nil {
+		return err
+	}
+	for _, u := range us {
+		if u.Key == "" || u.Version == 0 {
+			return fmt.Errorf("%w: every update needs a key and a version", errBadRequest)
+		}
+	}
+	if err := s.rep.ApplyReplicas(r.Context(), us); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -114,6 +114,7 @@ func (s *Server) routes() {
 	s.handle("PUT /config", "config", s.authorized(s.handlePutConfig))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	s.handle("POST "+transport.PathReplicate, "internal_replicate", s.authorized(s.handleReplicate))
+	s.handle("POST "+transport.PathBatch, "internal_replicate_batch", s.authorized(s.handleReplicateBatch))
 	s.handle("GET "+transport.PathRead, "internal_read", s.authorized(s.handleInternalRead))
 	s.handle("PUT "+transport.PathConfig, "internal_config", s.authorized(s.handleInternalConfig))
 	s.handle("GET "+transport.PathSnapshot, "internal_snapshot", s.authorized(s.handleSnapshot))

@@ -157,6 +157,15 @@ func (f *fakeRep) Close(context.Context) error { return nil }
 
 func (f *fakeRep) Hints() int { return 0 }
 
+func (f *fakeRep) ApplyReplicas(ctx context.Context, us []replication.Update) error {
+	for _, u := range us {
+		if err := f.ApplyReplica(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (f *fakeRep) Ready() bool { return !f.catchingUp }
 
 func (f *fakeRep) CatchUp(context.Context) error { f.catchingUp = false; return nil }

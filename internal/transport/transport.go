@@ -24,6 +24,7 @@ import (
 // Internal endpoint paths.
 const (
 	PathReplicate = "/internal/replicate"
+	PathBatch     = "/internal/replicate-batch"
 	PathRead      = "/internal/read"
 	PathConfig    = "/internal/config"
 	PathSnapshot  = "/internal/snapshot"
@@ -88,6 +89,11 @@ func (p *HTTPPeer) ID() string { return p.id }
 // Replicate posts u to the peer.
 func (p *HTTPPeer) Replicate(ctx context.Context, u replication.Update) error {
 	return p.do(ctx, http.MethodPost, PathReplicate, u, nil)
+}
+
+// ReplicateBatch posts several updates in one request.
+func (p *HTTPPeer) ReplicateBatch(ctx context.Context, us []replication.Update) error {
+	return p.do(ctx, http.MethodPost, PathBatch, us, nil)
 }
 
 // Read asks the peer for its copy of key.

@@ -1,0 +1,103 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kvdb/kvdb/internal/cluster"
+)
+
+// benchCluster starts a delay-free cluster for a benchmark.
+func benchCluster(b *testing.B, preset string) *cluster.Cluster {
+	b.Helper()
+	cfg := cluster.Config{Preset: preset}
+	if p, ok := strings.CutSuffix(preset, "-nobatch"); ok {
+		cfg.Preset, cfg.DisableBatching = p, true
+	}
+	c, err := cluster.Start(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// BenchmarkSet measures a client write through the leader (or any node)
+// with replication fanned out over loopback: the delay-free hot path.
+func BenchmarkSet(b *testing.B) {
+	for _, preset := range []string{"w5r1", "w5r1-nobatch", "w1r5", "leaderless"} {
+		b.Run(preset, func(b *testing.B) {
+			c := benchCluster(b, preset)
+			hc := cluster.Client()
+			defer hc.CloseIdleConnections()
+			urls := c.URLs()
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					target := urls[0]
+					if strings.HasPrefix(preset, "leaderless") {
+						target = urls[i%int64(len(urls))]
+					}
+					body := fmt.Appendf(nil, `{"key":"k%d","value":"%0100d"}`, i%1000, i)
+					resp, err := hc.Post(target+"/set", "application/json", bytes.NewReader(body))
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusCreated {
+						b.Fatalf("status %d", resp.StatusCode)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkGet measures an R=1 read served from a node's own copy, and an
+// R=5 read that fans out to every peer.
+func BenchmarkGet(b *testing.B) {
+	for _, r := range []string{"r=1", "r=5"} {
+		b.Run(r, func(b *testing.B) {
+			c := benchCluster(b, "w5r1")
+			hc := cluster.Client()
+			defer hc.CloseIdleConnections()
+			urls := c.URLs()
+			for i := range 1000 {
+				resp, err := hc.Post(urls[0]+"/set", "application/json", bytes.NewReader(fmt.Appendf(nil, `{"key":"k%d","value":"%0100d"}`, i, i)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					resp, err := hc.Get(fmt.Sprintf("%s/get/k%d?%s", urls[i%5], i%1000, r))
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Fatalf("status %d", resp.StatusCode)
+					}
+				}
+			})
+		})
+	}
+}
