@@ -38,6 +38,8 @@ func Serve(ctx context.Context, args []string, env Env) int {
 	durationVar(fs, &cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "bound on graceful shutdown")
 	fs.IntVar(&cfg.MaxKeyBytes, "max-key-bytes", 1<<10, "largest key accepted")
 	fs.IntVar(&cfg.MaxValueBytes, "max-value-bytes", 1<<20, "largest value accepted")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory of the write-ahead log (default: none, data lives in memory only)")
+	fs.StringVar(&cfg.Fsync, "fsync", "always", "write-ahead log fsync policy: always (group commit before every ack),\ninterval (every 100ms) or never (the OS decides)")
 	fs.StringVar(&cfg.ClusterToken, "cluster-token", "", "shared secret required on /internal/ and PUT /config (Authorization: Bearer ...)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args, env.Getenv); err != nil {

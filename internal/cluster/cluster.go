@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -78,6 +79,8 @@ type Config struct {
 	DisableHintedHandoff, DisableReadRepair bool
 	// DisableBatching sends every replication update as its own message.
 	DisableBatching bool
+	// DataDir, if set, gives every node a write-ahead log in DataDir/<id>.
+	DataDir string
 	// Faults, if set, is put between every node and its peers (tests).
 	Faults *transport.Faults
 	// Logger receives every node's logs (default: discard).
@@ -172,6 +175,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			ClusterToken: cfg.ClusterToken, Logger: cfg.Logger.With("node", members[i].ID),
 			DisableHintedHandoff: cfg.DisableHintedHandoff, DisableReadRepair: cfg.DisableReadRepair,
 			DisableBatching: cfg.DisableBatching,
+		}
+		if cfg.DataDir != "" {
+			ncfg.DataDir = filepath.Join(cfg.DataDir, members[i].ID)
 		}
 		if cfg.Faults != nil {
 			ncfg.WrapTransport = cfg.Faults.Wrap(l.Addr().String())

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/kvdb/kvdb/internal/server"
 	"github.com/kvdb/kvdb/internal/store"
 	"github.com/kvdb/kvdb/internal/transport"
+	"github.com/kvdb/kvdb/internal/wal"
 )
 
 // Config is everything one node needs. Zero fields take the defaults that
@@ -67,6 +69,12 @@ type Config struct {
 	// MaxKeyBytes and MaxValueBytes bound keys and values (defaults 1 KiB and
 	// 1 MiB).
 	MaxKeyBytes, MaxValueBytes int
+	// DataDir, if set, holds a write-ahead log: every update the node
+	// applies is logged before it is acknowledged and replayed at start.
+	DataDir string
+	// Fsync is the log's fsync policy: always (default), interval or never
+	// (see package wal).
+	Fsync string
 	// ClusterToken, if set, guards /internal/ and PUT /config.
 	ClusterToken string
 	// Logger receives the node's logs (default: discard).
@@ -148,6 +156,8 @@ type Node struct {
 	catchCancel context.CancelFunc
 	catchDone   chan struct{}
 	started     atomic.Bool
+	journal     *wal.Log // nil without a data directory
+	journalOnce sync.Once
 	rep         replication.Replicator
 	http        *http.Server
 	log         *slog.Logger
@@ -184,11 +194,28 @@ func New(cfg Config) (*Node, error) {
 		peers = append(peers, transport.NewHTTPPeer(m.ID, m.URL, cfg.ClusterToken, client))
 	}
 	st := store.New(0)
+	var journal *wal.Log
+	if cfg.DataDir != "" {
+		var err error
+		journal, err = wal.Open(wal.Config{Dir: cfg.DataDir, Sync: cfg.Fsync, Logger: cfg.Logger},
+			func(r wal.Record) { st.Apply(r.Key, r.Value, r.Version) },
+			func(emit func(wal.Record)) {
+				_ = st.Snapshot(func(k, v string, version uint64) error {
+					emit(wal.Record{Key: k, Value: v, Version: version})
+					return nil
+				})
+			})
+		if err != nil {
+			return nil, err
+		}
+		rcfg.Journal = walJournal{journal}
+	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kvdb_store_keys", Help: "Keys held by this node.",
 	}, func() float64 { return float64(st.Len()) }))
 	rep, err := replication.New(rcfg, st, peers)
 	if err != nil {
+		closeJournal(journal)
 		return nil, err
 	}
 	srv, err := server.New(server.Config{
@@ -197,9 +224,10 @@ func New(cfg Config) (*Node, error) {
 		Registry: reg, Logger: cfg.Logger,
 	}, rep)
 	if err != nil {
+		closeJournal(journal)
 		return nil, err
 	}
-	n := &Node{cfg: cfg, client: client, rep: rep, log: cfg.Logger, url: self, catchDone: make(chan struct{})}
+	n := &Node{cfg: cfg, client: client, rep: rep, log: cfg.Logger, url: self, catchDone: make(chan struct{}), journal: journal}
 	n.catchCtx, n.catchCancel = context.WithCancel(context.Background())
 	n.http = &http.Server{
 		Handler:           srv,
@@ -260,10 +288,37 @@ func (n *Node) Serve(l net.Listener) error {
 // (until ctx ends). The HTTP server keeps answering peers meanwhile.
 func (n *Node) Drain(ctx context.Context) error { return n.rep.Close(ctx) }
 
+// closeJournal closes the write-ahead log once; requests still running
+// after it get ErrStorage.
+func (n *Node) closeJournal() error {
+	var err error
+	n.journalOnce.Do(func() { err = closeJournal(n.journal) })
+	return err
+}
+
+// walJournal adapts the write-ahead log to replication.Journal.
+type walJournal struct{ log *wal.Log }
+
+func (j walJournal) Append(us ...replication.Update) error {
+	recs := make([]wal.Record, len(us))
+	for i, u := range us {
+		recs[i] = wal.Record{Key: u.Key, Value: u.Value, Version: u.Version}
+	}
+	return j.log.Append(recs...)
+}
+
+func closeJournal(j *wal.Log) error {
+	if j == nil {
+		return nil
+	}
+	return j.Close()
+}
+
 // Close stops the HTTP server after in-flight requests finish (until ctx
 // ends, then it closes connections).
 func (n *Node) Close(ctx context.Context) error {
 	defer n.client.CloseIdleConnections()
+	defer n.closeJournal()
 	n.catchCancel()
 	if n.started.Load() {
 		select {
@@ -290,7 +345,7 @@ func (n *Node) Kill() error {
 	if n.started.Load() {
 		<-n.catchDone
 	}
-	return err
+	return errors.Join(err, n.closeJournal())
 }
 
 // Shutdown drains, then closes, within ShutdownTimeout.

@@ -88,12 +88,23 @@ func (c *core) copyFrom(ctx context.Context, l *link) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, copyTimeout)
 	defer cancel()
 	n := 0
+	batch := make([]Update, 0, 256)
+	flush := func() error {
+		_, err := c.apply(batch...)
+		batch = batch[:0]
+		return err
+	}
 	err := l.Snapshot(ctx, func(u Update) error {
 		n++
-		c.clock.Observe(u.Version)
-		c.store.Apply(u.Key, u.Value, u.Version)
+		batch = append(batch, u)
+		if len(batch) == cap(batch) {
+			return flush()
+		}
 		return nil
 	})
+	if err == nil {
+		err = flush()
+	}
 	return n, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,9 @@ type Config struct {
 	// DisableCatchUp makes the node ready at once, without copying state
 	// from its peers (a node known to start with the whole cluster).
 	DisableCatchUp bool
+	// Journal, if set, makes every update this node applies durable before
+	// it is acknowledged (the write-ahead log).
+	Journal Journal
 	// Logger receives the replicator's logs (default: discard).
 	Logger *slog.Logger
 	// Registerer, if set, receives the replicator's Prometheus metrics.
@@ -103,6 +107,7 @@ func (c *Config) Index(id string) int {
 
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
+	c.Members = slices.Clone(c.Members) // callers may share the slice
 	for i := range c.Members {
 		c.Members[i].URL = strings.TrimRight(c.Members[i].URL, "/")
 	}

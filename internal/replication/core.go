@@ -155,15 +155,29 @@ func (c *core) ApplyReplicas(ctx context.Context, us []Update) error {
 	if !sleep(ctx, c.cfg.Delays.Apply) {
 		return ctx.Err()
 	}
+	applied, err := c.apply(us...)
+	c.met.replicaUpdates.WithLabelValues("applied").Add(float64(applied))
+	c.met.replicaUpdates.WithLabelValues("stale").Add(float64(len(us) - applied))
+	return err
+}
+
+// apply stores each update that is newer than the copy held, observes its
+// version, and journals the ones applied. It returns how many were.
+func (c *core) apply(us ...Update) (int, error) {
+	var fresh []Update
 	for _, u := range us {
 		c.clock.Observe(u.Version)
-		if _, applied := c.store.Apply(u.Key, u.Value, u.Version); applied {
-			c.met.replicaUpdates.WithLabelValues("applied").Inc()
-		} else {
-			c.met.replicaUpdates.WithLabelValues("stale").Inc()
+		if _, ok := c.store.Apply(u.Key, u.Value, u.Version); ok {
+			fresh = append(fresh, u)
 		}
 	}
-	return nil
+	if c.cfg.Journal != nil && len(fresh) > 0 {
+		if err := c.cfg.Journal.Append(fresh...); err != nil {
+			c.log.Error("write-ahead log append failed", "err", err)
+			return len(fresh), fmt.Errorf("%w: %v", ErrStorage, err)
+		}
+	}
+	return len(fresh), nil
 }
 
 // ReadReplica sleeps the read delay, then returns the local copy. A node

@@ -17,6 +17,8 @@ var (
 	ErrInvalid = errors.New("invalid argument")
 	// ErrNotReady: the node is still catching up after a start.
 	ErrNotReady = errors.New("node is catching up")
+	// ErrStorage: the write-ahead log could not persist an update.
+	ErrStorage = errors.New("storage failure")
 	// ErrClosed: the node is shutting down.
 	ErrClosed = errors.New("node is shutting down")
 )

@@ -100,8 +100,7 @@ func (c *core) readRepair(key string, best, local store.Entry, answers []peerRea
 	}
 	u := Update{Key: key, Value: best.Value, Version: best.Version}
 	if local.Version < best.Version {
-		c.clock.Observe(best.Version)
-		if _, applied := c.store.Apply(key, best.Value, best.Version); applied {
+		if n, _ := c.apply(u); n > 0 {
 			c.met.readRepairs.Inc()
 		}
 	}

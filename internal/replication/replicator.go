@@ -34,6 +34,12 @@ type Peer interface {
 	Probe(ctx context.Context) error
 }
 
+// Journal persists applied updates (a write-ahead log). Append returns
+// once the updates are as durable as its policy promises.
+type Journal interface {
+	Append(us ...Update) error
+}
+
 // Options override W or R for one request; zero keeps the configured value.
 type Options struct {
 	W, R int

@@ -23,7 +23,9 @@ func (c *core) write(ctx context.Context, key, value string, o Options) (WriteRe
 		return WriteResult{}, err
 	}
 	v := c.clock.Next()
-	c.store.Apply(key, value, v)
+	if _, err := c.apply(Update{Key: key, Value: value, Version: v}); err != nil {
+		return WriteResult{}, err
+	}
 	res := WriteResult{Key: key, Version: v, Coordinator: c.cfg.Self, Acks: 1, W: w}
 	if len(c.links) == 0 {
 		return res, nil

@@ -202,7 +202,8 @@ func statusFor(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, replication.ErrNotLeader):
 		return http.StatusTemporaryRedirect
-	case errors.Is(err, replication.ErrQuorum), errors.Is(err, replication.ErrClosed), errors.Is(err, replication.ErrNotReady):
+	case errors.Is(err, replication.ErrQuorum), errors.Is(err, replication.ErrClosed), errors.Is(err, replication.ErrNotReady),
+		errors.Is(err, replication.ErrStorage):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
