@@ -37,8 +37,9 @@ DOCKER     ?= docker
 
 .PHONY: image image-bin
 
-image-bin: ## static linux binary for the container image
+image-bin: ## static linux binary for the container image (+ the empty /data directory it needs)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags='-s -w' -o $(IMAGE_BIN) ./cmd/kvdb
+	mkdir -p bin/image-data
 
 image: image-bin ## container image $(IMAGE), FROM scratch (IMAGE=kvdb:latest)
 	$(DOCKER) build --build-arg BINARY=$(IMAGE_BIN) -t $(IMAGE) .

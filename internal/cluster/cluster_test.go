@@ -433,3 +433,28 @@ func decode(t testing.TB, resp *http.Response, v any) {
 		t.Fatalf("decode: %v", err)
 	}
 }
+
+// A dead leader: followers answer writes with a clear 503 instead of
+// redirecting clients to it, and keep serving reads.
+func TestDeadLeader(t *testing.T) {
+	c := start(t, cluster.Config{Preset: "w5r1", PeerTimeout: 500 * time.Millisecond})
+	cl := newClient(t)
+	urls := c.URLs()
+	mustStatus(t, "write before", cl.set(urls[0], "k", "v"), http.StatusCreated)
+	if err := c.Stop(0); err != nil {
+		t.Fatal(err)
+	}
+	var r reply
+	waitFor(t, 3*time.Second, "followers to notice the dead leader", func() bool {
+		r = cl.set(urls[1], "k", "v2")
+		return r.Status == http.StatusServiceUnavailable
+	})
+	if !strings.Contains(r.Error, "leader unavailable") || r.Elapsed > time.Second {
+		t.Fatalf("write to a follower with the leader dead: %d %q after %s", r.Status, r.Error, r.Elapsed)
+	}
+	for _, u := range urls[1:] {
+		if g := cl.get(u, "k"); g.Status != http.StatusOK || g.Value != "v" {
+			t.Fatalf("read from %s with the leader dead: %d %q", u, g.Status, g.Value)
+		}
+	}
+}

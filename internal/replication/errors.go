@@ -15,6 +15,9 @@ var (
 	ErrQuorum = errors.New("quorum not reached")
 	// ErrInvalid: a request or setting is out of range.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrLeaderUnavailable: a follower cannot reach the leader, so it
+	// cannot redirect a write anywhere useful.
+	ErrLeaderUnavailable = errors.New("leader unavailable")
 	// ErrNotReady: the node is still catching up after a start.
 	ErrNotReady = errors.New("node is catching up")
 	// ErrStorage: the write-ahead log could not persist an update.

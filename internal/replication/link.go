@@ -78,7 +78,18 @@ func (c *core) send(l *link, u Update) error {
 	if start {
 		go c.flush(l)
 	}
-	return <-cl.err
+	// Bound the wait from enqueueing, not from when a batch carries the
+	// update: an update queued behind a batch to a dead peer must not wait
+	// for that batch's timeout and then its own.
+	t := time.NewTimer(c.cfg.PeerTimeout)
+	defer t.Stop()
+	select {
+	case err := <-cl.err:
+		return err
+	case <-t.C:
+		c.met.messages.WithLabelValues("error").Inc()
+		return fmt.Errorf("replicate to %s: %w", l.ID(), context.DeadlineExceeded)
+	}
 }
 
 // flush sends l's queued updates in batches until the queue is empty.

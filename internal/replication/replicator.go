@@ -2,6 +2,10 @@ package replication
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
 
 	"github.com/kvdb/kvdb/internal/store"
 )
@@ -139,12 +143,20 @@ func New(cfg Config, st *store.Store, peers []Peer) (Replicator, error) {
 
 // leaderFollower lets only the leader coordinate writes; the leader's clock
 // is a plain counter.
-type leaderFollower struct{ *core }
+type leaderFollower struct {
+	*core
+	probeMu  sync.Mutex
+	probedAt time.Time
+	probeErr error
+}
 
 func (l *leaderFollower) isLeader() bool { return l.cfg.Self == l.cfg.Leader }
 
 func (l *leaderFollower) Write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
 	if !l.isLeader() {
+		if err := l.leaderAlive(ctx); err != nil {
+			return WriteResult{}, fmt.Errorf("%w: leader %s does not answer, so no write can be accepted: %v", ErrLeaderUnavailable, l.cfg.Leader, err)
+		}
 		leader := l.cfg.Members[l.cfg.Index(l.cfg.Leader)]
 		u := leader.URL
 		if l.cfg.LeaderRedirectURL != "" {
@@ -153,6 +165,37 @@ func (l *leaderFollower) Write(ctx context.Context, key, value string, o Options
 		return WriteResult{}, &NotLeaderError{LeaderID: leader.ID, LeaderURL: u}
 	}
 	return l.write(ctx, key, value, o)
+}
+
+// leaderCheckTTL is how long a follower trusts its last probe of the
+// leader before redirecting a write to it.
+const leaderCheckTTL = 500 * time.Millisecond
+
+// leaderAlive probes the leader (at most once per leaderCheckTTL) so a
+// follower answers 503 instead of redirecting clients to a dead leader.
+func (l *leaderFollower) leaderAlive(ctx context.Context) error {
+	l.probeMu.Lock()
+	defer l.probeMu.Unlock()
+	if time.Since(l.probedAt) < leaderCheckTTL {
+		return l.probeErr
+	}
+	var leader *link
+	for _, k := range l.links {
+		if k.ID() == l.cfg.Leader {
+			leader = k
+		}
+	}
+	if leader == nil {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, min(l.cfg.PeerTimeout, time.Second))
+	defer cancel()
+	err := leader.Probe(pctx)
+	if errors.Is(err, ErrNotReady) {
+		err = nil // catching up: it will serve shortly; let the client retry there
+	}
+	l.probedAt, l.probeErr = time.Now(), err
+	return err
 }
 
 // CatchUp copies from the leader (a follower) or from every follower (a

@@ -102,8 +102,7 @@ func bestLeaderFollower(res *Results) (Paragraph, bool) {
 			}
 			fmt.Fprintf(&b, " (against %s)", strings.Join(others, ", "))
 		}
-		fmt.Fprintf(&b, ": its writes took %s at the median (floor %s) and its reads %s (floor %s). ",
-			ms(best.Write.P50), ms(best.FloorWriteMs), ms(best.Read.P50), ms(best.FloorReadMs))
+		fmt.Fprintf(&b, ": its writes %s and its reads %s. ", medianVsFloor(best.Write, best.FloorWriteMs), medianVsFloor(best.Read, best.FloorReadMs))
 		byFloor := slices.Clone(runs)
 		slices.SortStableFunc(byFloor, func(a, b *Run) int { return cmpFloat(floorCost(a), floorCost(b)) })
 		if byFloor[0].Config == best.Config {
@@ -291,4 +290,13 @@ func suitability(res *Results) (Paragraph, bool) {
 		fmt.Fprintf(&b, "%s was never the cheapest leader-follower config at the ratios measured. ", strings.Join(never, " and "))
 	}
 	return Paragraph{Heading: "Which application each suits", Text: strings.TrimSpace(b.String())}, true
+}
+
+// medianVsFloor describes an op's median beside its floor, or says that
+// none succeeded.
+func medianVsFloor(st Stats, floor float64) string {
+	if st.Count-st.Errors <= 0 {
+		return "had no successful operation to measure"
+	}
+	return fmt.Sprintf("took %s at the median (floor %s)", ms(st.P50), ms(floor))
 }

@@ -29,6 +29,19 @@ type Chart struct {
 type legend struct {
 	plot.Legend
 	names []string
+	lines int // lines drawn (a chart without any gets linear axes)
+}
+
+// finish returns the chart; one with no data at all gets plain linear axes
+// (a log axis needs positive values) and says so in its title.
+func finish(name, title string, p *plot.Plot, lg *legend) (Chart, error) {
+	if lg.lines == 0 {
+		p.X.Scale, p.Y.Scale = plot.LinearScale{}, plot.LinearScale{}
+		p.X.Tick.Marker, p.Y.Tick.Marker = plot.DefaultTicks{}, plot.DefaultTicks{}
+		p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
+		p.Title.Text += " (no data)"
+	}
+	return Chart{Name: name, Title: title, Plot: p, Legend: lg}, nil
 }
 
 func (l *legend) add(name string, t ...plot.Thumbnailer) {
@@ -146,6 +159,7 @@ func addLine(p *plot.Plot, lg *legend, i int, name string, xy plotter.XYs, dashe
 	if len(xy) == 0 {
 		return nil
 	}
+	lg.lines++
 	l, err := plotter.NewLine(xy)
 	if err != nil {
 		return err
@@ -180,7 +194,7 @@ func LatencySpectrum(name, title string, runs []*Run, spectrum func(*Run) []Poin
 			return Chart{}, err
 		}
 	}
-	return Chart{Name: name, Title: title, Plot: p, Legend: lg}, nil
+	return finish(name, title, p, lg)
 }
 
 // IntervalCDF plots, for each run, the fraction of reads of a written key
@@ -206,7 +220,7 @@ func IntervalCDF(name, title string, runs []*Run) (Chart, error) {
 			return Chart{}, err
 		}
 	}
-	return Chart{Name: name, Title: title, Plot: p, Legend: lg}, nil
+	return finish(name, title, p, lg)
 }
 
 // AcrossRatios plots p50 (solid) and p99 (dashed) of one op for every
@@ -242,7 +256,7 @@ func AcrossRatios(name, title string, res *Results, stats func(*Run) Stats) (Cha
 			return Chart{}, err
 		}
 	}
-	return Chart{Name: name, Title: title, Plot: p, Legend: lg}, nil
+	return finish(name, title, p, lg)
 }
 
 // CountsByConfig draws grouped bars: one group per write ratio, one bar per

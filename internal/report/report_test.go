@@ -139,3 +139,16 @@ func parse(t *testing.T, s string) float64 {
 }
 
 func fmtSscan(s string, v *float64) (int, error) { return fmt.Sscan(s, v) }
+
+// Runs without any write (or read) still give every chart, drawn empty.
+func TestBuildWithoutWrites(t *testing.T) {
+	res := synth(true)
+	for i := range res.Runs {
+		res.Runs[i].Write = Stats{}
+		res.Runs[i].WriteSpectrum = nil
+		res.Runs[i].Intervals = nil
+	}
+	if _, err := Build(res, t.TempDir()); err != nil {
+		t.Fatalf("report without writes: %v", err)
+	}
+}

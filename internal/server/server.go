@@ -203,7 +203,7 @@ func statusFor(err error) int {
 	case errors.Is(err, replication.ErrNotLeader):
 		return http.StatusTemporaryRedirect
 	case errors.Is(err, replication.ErrQuorum), errors.Is(err, replication.ErrClosed), errors.Is(err, replication.ErrNotReady),
-		errors.Is(err, replication.ErrStorage):
+		errors.Is(err, replication.ErrStorage), errors.Is(err, replication.ErrLeaderUnavailable):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

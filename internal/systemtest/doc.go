@@ -17,5 +17,7 @@
 //	KVDB_DOCKER_TESTS=1 go test -count=1 -v ./internal/systemtest/
 //
 // KVDB_TEST_IMAGE names an existing image to test instead of building
-// kvdb:latest with `make image` (once per test binary).
+// kvdb:latest with `make image` (once per test binary). KVDB_TEST_SLACK
+// (default 2s) is the margin over the nodes' 2s request timeout within
+// which every request to a live node must be answered.
 package systemtest

@@ -179,6 +179,17 @@ func leftovers(label string) (string, error) {
 	return strings.TrimSpace(c + "\n" + n), nil
 }
 
+// testSlack is the margin over a node's request timeout that a client
+// allows before calling a request late: KVDB_TEST_SLACK (a Go duration),
+// default 2s, so that a loaded CI machine does not fail the tests while a
+// request that ignores its timeout still does.
+func testSlack() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("KVDB_TEST_SLACK")); err == nil && d > 0 {
+		return d
+	}
+	return 2 * time.Second
+}
+
 // clusterSpec is the replication setup of a test cluster.
 type clusterSpec struct {
 	Mode           string // leader-follower or leaderless
@@ -284,7 +295,7 @@ func startCluster(t *testing.T, spec clusterSpec) *cluster {
 		}
 		c.runNode(n, env)
 	}
-	c.client = newClient(t, spec.RequestTimeout+3*time.Second)
+	c.client = newClient(t, spec.RequestTimeout+testSlack()+3*time.Second)
 	c.waitHealthy(30*time.Second, c.nodes...)
 	t.Logf("cluster %s: %s W=%d R=%d delays=%s request-timeout=%v peer-timeout=%v, image %s, nodes %s",
 		c.id, spec.Mode, spec.W, spec.R, spec.Delays, spec.RequestTimeout, spec.PeerTimeout, img, c.urls())
@@ -331,10 +342,12 @@ func (c *cluster) urls() string {
 	return strings.Join(u, ",")
 }
 
-// waitHealthy polls GET /health on each node until it answers 200.
-func (c *cluster) waitHealthy(timeout time.Duration, nodes ...*node) {
+// waitHealthy polls GET /health on each node until it answers 200 (a node
+// that is still catching up answers 503) and returns how long that took.
+func (c *cluster) waitHealthy(timeout time.Duration, nodes ...*node) time.Duration {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for _, n := range nodes {
 		for {
 			r := c.client.do(http.MethodGet, n.URL+"/health", nil)
@@ -347,6 +360,7 @@ func (c *cluster) waitHealthy(timeout time.Duration, nodes ...*node) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	return time.Since(start)
 }
 
 func (c *cluster) node(id string) *node {

@@ -1,0 +1,37 @@
+# kvdb container image: one static binary FROM scratch (no base image can be
+# pulled on our machines, and scratch is also the smallest image).
+#
+# Build with `make image` (it builds the static binary first, then this):
+#   CGO_ENABLED=0 GOOS=linux go build -o bin/kvdb-linux-amd64 ./cmd/kvdb
+#   docker build --build-arg BINARY=bin/kvdb-linux-amd64 -t kvdb:latest .
+#
+# Configure a node with KVDB_* environment variables (every `kvdb serve` flag
+# has one: KVDB_ID, KVDB_MODE, KVDB_PEERS, KVDB_W, KVDB_R, KVDB_DELAYS, ...).
+FROM scratch
+
+ARG BINARY=bin/kvdb-linux-amd64
+COPY --chown=0:0 ${BINARY} /kvdb
+# A directory the non-root user may write, for the write-ahead log
+# (KVDB_DATA_DIR=/data; mount a volume there to keep it beyond the container).
+COPY --chown=65532:65532 bin/image-data /data
+
+LABEL org.opencontainers.image.title="kvdb" \
+      org.opencontainers.image.description="replicated key-value database (leader-follower and leaderless)" \
+      org.opencontainers.image.source="https://github.com/kvdb/kvdb"
+
+# Defaults for one node; override any of them with -e.
+ENV KVDB_LISTEN=:8080 \
+    KVDB_LOG_LEVEL=info
+
+EXPOSE 8080
+
+# Non-root. scratch has no /etc/passwd, so the user is numeric.
+USER 65532:65532
+
+# The health check goes through kvdb itself (there is no shell or curl here);
+# it reads KVDB_LISTEN to find the port.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["/kvdb", "healthcheck"]
+
+ENTRYPOINT ["/kvdb"]
+CMD ["serve"]

@@ -1,0 +1,146 @@
+# Shared helpers of the deploy and run scripts; source it, don't run it.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TF_DIR="$ROOT/terraform"
+CONFIGS=(w5r1 w1r5 w3r3 leaderless)
+
+# Terraform must not phone home for version checks; we work offline.
+export CHECKPOINT_DISABLE=1
+export TF_IN_AUTOMATION=1
+export TF_INPUT=0
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+is_config() {
+  local c
+  for c in "${CONFIGS[@]}"; do [ "$c" = "$1" ] && return 0; done
+  return 1
+}
+
+# tf runs terraform 1.5.7 (installed by terraform/install.sh on first use)
+# in the terraform directory.
+TF_BIN=""
+tf() {
+  if [ -z "$TF_BIN" ]; then
+    TF_BIN="$("$TF_DIR/install.sh")" || die "could not install terraform (see terraform/install.sh)"
+  fi
+  "$TF_BIN" -chdir="$TF_DIR" "$@"
+}
+
+# tf_vars prints the -var arguments taken from the environment.
+tf_vars() {
+  local -a v=()
+  [ -n "${DELAYS:-}" ] && v+=(-var "delays=$DELAYS")
+  [ -n "${BASE_PORT:-}" ] && v+=(-var "base_port=$BASE_PORT")
+  [ -n "${NAME_PREFIX:-}" ] && v+=(-var "name_prefix=$NAME_PREFIX")
+  [ -n "${IMAGE:-}" ] && v+=(-var "image=$IMAGE")
+  [ -n "${REQUEST_TIMEOUT:-}" ] && v+=(-var "request_timeout=$REQUEST_TIMEOUT")
+  [ -n "${KVDB_CLUSTER_TOKEN:-}" ] && export TF_VAR_cluster_token="$KVDB_CLUSTER_TOKEN"
+  [ "${#v[@]}" -gt 0 ] && printf '%s\n' "${v[@]}"
+  return 0
+}
+
+# node_urls prints the deployed node URLs, comma-separated, node1 first
+# (node1 is the leader in leader-follower configs).
+node_urls() {
+  tf output -json node_urls | tr -d '[]" \n' | sed 's/,$//'
+}
+
+# wait_healthy URL... polls GET /health on every URL until each answers 200,
+# for at most ${HEALTH_TIMEOUT:-60} seconds.
+wait_healthy() {
+  local deadline=$(( $(date +%s) + ${HEALTH_TIMEOUT:-60} )) u
+  for u in "$@"; do
+    until curl -fsS -m 2 -o /dev/null "$u/health" 2>/dev/null; do
+      [ "$(date +%s)" -lt "$deadline" ] || die "$u/health did not answer 200 within ${HEALTH_TIMEOUT:-60}s"
+      sleep 0.5
+    done
+  done
+  log "healthy: $*"
+}
+
+# kvdb_bin builds bin/kvdb (once per script run) and prints its path.
+KVDB_BIN=""
+kvdb_bin() {
+  if [ -z "$KVDB_BIN" ]; then
+    make -s -C "$ROOT" build >&2 || die "make build failed"
+    KVDB_BIN="$ROOT/bin/kvdb"
+  fi
+  printf '%s\n' "$KVDB_BIN"
+}
+
+# run_configs MODE CONFIG... deploys each config in turn, runs `kvdb load` at
+# every write ratio against it, collects the results and node logs under
+# $OUT, and builds the report if `kvdb report` exists. MODE is the load
+# tester's -mode (leader or leaderless).
+run_configs() {
+  local mode="$1"; shift
+  local duration="${DURATION:-60}" qps="${QPS:-20}" ratios="${RATIOS:-0.01 0.1 0.5 0.9}"
+  local out="${OUT:-$ROOT/results/docker-$(date +%Y%m%d-%H%M%S)}"
+  local kvdb failed=0 config ratio dir urls i
+  command -v docker >/dev/null || die "docker is not on PATH"
+  docker info >/dev/null 2>&1 || die "the Docker engine does not answer (docker info failed)"
+  command -v curl >/dev/null || die "curl is not on PATH"
+  [[ "$duration" =~ ^[0-9]+$ ]] || die "DURATION must be whole seconds, got '$duration'"
+  [[ "$qps" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "QPS must be a number, got '$qps'"
+  for ratio in $ratios; do
+    [[ "$ratio" =~ ^(0([.][0-9]+)?|1([.]0+)?)$ ]] || die "write ratios must be in 0..1, got '$ratio'"
+  done
+  kvdb="$(kvdb_bin)"
+  "$kvdb" load -h >/dev/null 2>&1 || die "'kvdb load' is not available in this build (kvdb load -h failed)"
+  for config in "$@"; do is_config "$config" || die "unknown config '$config' (want: ${CONFIGS[*]})"; done
+
+  mkdir -p "$out"
+  out="$(cd "$out" && pwd)"
+  if [ "${KEEP:-0}" != 1 ]; then
+    # shellcheck disable=SC2064
+    trap "'$ROOT/scripts/cleanup.sh' || true" EXIT
+  fi
+  # The manifest `kvdb report` reads (experiment.json): configs in the
+  # canonical order, including those an earlier run left in the same folder.
+  local listed="" ratio_list="" c r
+  for c in "${CONFIGS[@]}"; do
+    if [ -d "$out/$c" ] || [[ " $* " == *" $c "* ]]; then listed="${listed:+$listed, }\"$c\""; fi
+  done
+  for r in $ratios; do ratio_list="${ratio_list:+$ratio_list, }$r"; done
+  printf '{"started": "%s", "configs": [%s], "ratios": [%s], "delays": "%s", "duration_s": %s, "qps": %s}\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$listed" "$ratio_list" "${DELAYS:-paper}" "$duration" "$qps" >"$out/experiment.json"
+  log "results go to $out"
+
+  for config in "$@"; do
+    "$ROOT/scripts/deploy.sh" "$config" >&2
+    urls="$(node_urls)"
+    for ratio in $ratios; do
+      dir="$out/$config/write-$ratio"
+      mkdir -p "$dir"
+      log "$config: kvdb load -mode $mode -write-ratio $ratio -duration $duration -qps $qps"
+      if ! "$kvdb" load -mode "$mode" -write-ratio "$ratio" -duration "$duration" -qps "$qps" \
+        -nodes "$urls" -out "$dir" >"$dir/load.log" 2>&1; then
+        failed=$((failed + 1))
+        log "$config write ratio $ratio: kvdb load failed (see $dir/load.log)"
+        tail -n 5 "$dir/load.log" >&2 || true
+      fi
+    done
+    # Node state and logs, for the record.
+    mkdir -p "$out/$config/nodes"
+    IFS=',' read -r -a U <<<"$urls"
+    for i in "${!U[@]}"; do
+      curl -fsS -m 5 "${U[$i]}/health" >"$out/$config/nodes/node$((i + 1)).health.json" 2>/dev/null || true
+      curl -fsS -m 5 "${U[$i]}/metrics" >"$out/$config/nodes/node$((i + 1)).metrics.txt" 2>/dev/null || true
+    done
+    while IFS='=' read -r id name; do
+      if [ -n "$id" ]; then docker logs "$name" >"$out/$config/nodes/$id.log" 2>&1 || true; fi
+    done < <(tf output -json containers | tr -d '{}" \n' | tr ',' '\n' | sed 's/:/=/')
+  done
+
+  if "$kvdb" report -h >/dev/null 2>&1; then
+    log "building the report: kvdb report $out"
+    "$kvdb" report "$out" || { log "kvdb report failed"; failed=$((failed + 1)); }
+  else
+    log "kvdb report is not available in this build; skipping the report (results are in $out)"
+  fi
+  [ "$failed" -eq 0 ] || die "$failed step(s) failed; results in $out"
+  log "done: $out"
+}

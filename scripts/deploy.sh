@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Deploys a five-node kvdb cluster on the local Docker engine with Terraform
+# (terraform/), waits until every node answers /health, and prints the node
+# URLs. Re-running with another config replaces the containers in place.
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+source "$(dirname "$0")/common.sh"
+
+usage() {
+  cat >&2 <<USAGE
+usage: scripts/deploy.sh CONFIG
+
+CONFIG is one of: ${CONFIGS[*]}
+  w5r1        leader-follower, W=5 R=1 (writes wait for every copy, reads are local)
+  w1r5        leader-follower, W=1 R=5 (writes acknowledged by the leader alone, reads ask all five)
+  w3r3        leader-follower, W=3 R=3 (majority quorums)
+  leaderless  leaderless, W=5 R=1 (any node coordinates)
+
+environment (all optional):
+  DELAYS=paper|none|paper*0.1   delay profile (default paper)
+  BASE_PORT=8080                node1's host port; node2..node5 follow (published on 127.0.0.1)
+  NAME_PREFIX=kvdb              container and network name prefix
+  IMAGE=kvdb:latest             image tag (built from this checkout during apply)
+  REQUEST_TIMEOUT=5s            bound on one client request
+  KVDB_CLUSTER_TOKEN=...        shared secret for /internal/ and PUT /config
+  HEALTH_TIMEOUT=60             seconds to wait for /health
+  VERBOSE=1                     show Terraform's whole output
+USAGE
+}
+
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  "") usage; exit 2 ;;
+esac
+[ $# -eq 1 ] || { usage; exit 2; }
+CONFIG="$1"
+is_config "$CONFIG" || { echo "deploy.sh: unknown config '$CONFIG'" >&2; usage; exit 2; }
+command -v docker >/dev/null || die "docker is not on PATH"
+docker info >/dev/null 2>&1 || die "the Docker engine does not answer (docker info failed)"
+
+mapfile -t VARS < <(tf_vars)
+tf init -input=false >/dev/null
+
+# terraform_data cannot see containers removed behind its back (e.g. by
+# cleanup.sh's docker fallback or a test): replace whatever the state lists
+# but Docker no longer has.
+REPLACE=()
+if tf state list 2>/dev/null | grep -q '^terraform_data.node'; then
+  if ! net="$(tf output -raw network 2>/dev/null)" || ! docker network inspect "$net" >/dev/null 2>&1; then
+    REPLACE+=(-replace=terraform_data.network)
+  fi
+  while IFS='=' read -r id name; do
+    [ -n "$id" ] || continue
+    if [ "$(docker container inspect -f '{{.State.Running}}' "$name" 2>/dev/null || true)" != true ]; then
+      REPLACE+=("-replace=terraform_data.node[\"$id\"]")
+    fi
+  done < <(tf output -json containers 2>/dev/null | tr -d '{}" \n' | tr ',' '\n' | sed 's/:/=/')
+  [ "${#REPLACE[@]}" -eq 0 ] || log "recreating what Docker no longer has: ${REPLACE[*]}"
+  # The readiness check runs again whenever anything is replaced.
+  [ "${#REPLACE[@]}" -eq 0 ] || REPLACE+=(-replace=terraform_data.ready)
+fi
+
+log "deploying $CONFIG (delays ${DELAYS:-paper}, base port ${BASE_PORT:-8080})"
+start=$(date +%s)
+# Terraform's full output goes to a log (shown on failure, or with VERBOSE=1).
+tflog="$(mktemp)"
+trap 'rm -f "$tflog"' EXIT
+if [ "${VERBOSE:-0}" = 1 ]; then
+  tf apply -auto-approve -input=false -no-color -var-file="$CONFIG.tfvars" "${VARS[@]}" "${REPLACE[@]}" >&2
+elif ! tf apply -auto-approve -input=false -no-color -var-file="$CONFIG.tfvars" "${VARS[@]}" "${REPLACE[@]}" >"$tflog" 2>&1; then
+  grep -v -e '^$' "$tflog" | tail -n 60 >&2
+  die "terraform apply failed (VERBOSE=1 shows all its output)"
+fi
+grep -E '^(Apply complete|terraform_data.ready \(local-exec\): kvdb:)' "$tflog" >&2 || true
+URLS="$(node_urls)"
+IFS=',' read -r -a U <<<"$URLS"
+wait_healthy "${U[@]}"
+log "deployed $CONFIG in $(( $(date +%s) - start ))s"
+leader="$(tf output -raw leader_url 2>/dev/null || true)"
+echo "config:    $CONFIG"
+echo "nodes:     $URLS"
+[ -n "$leader" ] && echo "leader:    $leader"
+echo "try:       curl -X POST ${U[0]}/set -d '{\"key\":\"k\",\"value\":\"v\"}'; curl ${U[1]}/get/k"

@@ -1,0 +1,3 @@
+# leader-follower, W=3 R=3: majority quorums, R+W>N.
+config = "w3r3"
+delays = "paper"
