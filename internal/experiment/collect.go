@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,7 +102,7 @@ func Collect(dir string) (*report.Results, error) {
 		if a.Config != b.Config {
 			return strings.Compare(a.Config, b.Config)
 		}
-		return cmp(a.WriteRatio, b.WriteRatio)
+		return cmp.Compare(a.WriteRatio, b.WriteRatio)
 	})
 	if res.Delays == "" {
 		res.Delays = res.Runs[0].Delays
@@ -111,16 +112,6 @@ func Collect(dir string) (*report.Results, error) {
 	}
 	res.Generator = generatorText(dir, res)
 	return res, nil
-}
-
-func cmp(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func collectRun(root, dir string) (report.Run, error) {

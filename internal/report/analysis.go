@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -62,18 +63,8 @@ func leaderFollowerRuns(res *Results, ratio float64) []*Run {
 			runs = append(runs, r)
 		}
 	}
-	slices.SortStableFunc(runs, func(a, b *Run) int { return cmpFloat(cost(a), cost(b)) })
+	slices.SortStableFunc(runs, func(a, b *Run) int { return cmp.Compare(cost(a), cost(b)) })
 	return runs
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func names(runs []*Run) []string {
@@ -104,7 +95,7 @@ func bestLeaderFollower(res *Results) (Paragraph, bool) {
 		}
 		fmt.Fprintf(&b, ": its writes %s and its reads %s. ", medianVsFloor(best.Write, best.FloorWriteMs), medianVsFloor(best.Read, best.FloorReadMs))
 		byFloor := slices.Clone(runs)
-		slices.SortStableFunc(byFloor, func(a, b *Run) int { return cmpFloat(floorCost(a), floorCost(b)) })
+		slices.SortStableFunc(byFloor, func(a, b *Run) int { return cmp.Compare(floorCost(a), floorCost(b)) })
 		if byFloor[0].Config == best.Config {
 			fmt.Fprintf(&b, "The delay arithmetic predicts this: priced at the floors the mix costs %s for %s. ", ms(floorCost(best)), best.Config)
 		} else {
