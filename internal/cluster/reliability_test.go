@@ -52,8 +52,11 @@ func TestHintedHandoff(t *testing.T) {
 				missed = append(missed, w)
 			}
 			faults.Heal()
-			after := cl.set(urls[0], "after", "x") // W=5: reaches node5 now
-			mustStatus(t, "W=5 write after healing", after, http.StatusCreated)
+			// A W=5 write reaches node5 again once its peers stop treating
+			// it as failed (at most a second after their last failure).
+			waitFor(t, 5*time.Second, "a W=5 write after healing", func() bool {
+				return cl.set(urls[0], "after", "x").Status == http.StatusCreated
+			})
 			if handoff {
 				waitFor(t, 10*time.Second, "hints delivered to node5", func() bool {
 					for i, w := range missed {

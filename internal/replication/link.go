@@ -5,11 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // errPeerBusy: the peer already has MaxInFlightPerPeer messages in flight.
 var errPeerBusy = errors.New("peer busy: too many replication messages in flight")
+
+// errPeerSuspect: the peer failed recently; updates go to its hints at
+// once instead of waiting for another timeout.
+var errPeerSuspect = errors.New("peer failed recently: skipped until it answers again")
+
+// suspectFor is how long a peer that failed a message is skipped by the
+// write path; the hint worker keeps probing it meanwhile, and its first
+// success clears the mark.
+const suspectFor = time.Second
 
 // link is the coordinator's state for one peer: a bound on messages in
 // flight to it, and the hinted-handoff outbox of updates it missed, which
@@ -17,6 +27,9 @@ var errPeerBusy = errors.New("peer busy: too many replication messages in flight
 type link struct {
 	Peer
 	slots chan struct{} // one token per message in flight
+	// suspectUntil (unix ns) marks a peer that failed a message: until then
+	// the write path counts it as failed at once (fail fast, no timeout).
+	suspectUntil atomic.Int64
 
 	// Batching (parallel profiles): concurrent updates for this peer queue
 	// here and up to maxFlushers goroutines send them as batches, so under
@@ -58,6 +71,10 @@ const (
 // waits for a slot: a peer already saturated counts as a failure, so a
 // slow peer cannot pile up work behind it.
 func (c *core) send(l *link, u Update) error {
+	if time.Now().UnixNano() < l.suspectUntil.Load() {
+		c.met.messages.WithLabelValues("skipped").Inc()
+		return fmt.Errorf("replicate to %s: %w", l.ID(), errPeerSuspect)
+	}
 	if c.cfg.Delays.Sequential || c.cfg.DisableBatching {
 		return c.sendBatch(l, []Update{u})
 	}
@@ -141,9 +158,11 @@ func (c *core) sendBatch(l *link, us []Update) error {
 	}
 	c.met.batches.Observe(float64(len(us)))
 	if err != nil {
+		l.suspectUntil.Store(time.Now().Add(suspectFor).UnixNano())
 		c.met.messages.WithLabelValues("error").Add(float64(len(us)))
 		return fmt.Errorf("replicate to %s: %w", l.ID(), err)
 	}
+	l.suspectUntil.Store(0)
 	c.met.messages.WithLabelValues("ok").Add(float64(len(us)))
 	return nil
 }
