@@ -41,9 +41,14 @@ type Config struct {
 	// EtcdSerializable makes etcd's reads serializable instead of
 	// linearizable.
 	EtcdSerializable bool
-	// CPUProfileDir, if set, receives a CPU profile of this process (the
-	// in-process kvdb cluster and its clients) for every kvdb run:
-	// cpu-<workload>.pprof.
+	// KVDBExe, if set, is the kvdb binary: each kvdb cluster then runs in
+	// a child process (`KVDBExe bench --serve-cluster PRESET`), as the
+	// peers run in theirs. Empty: the cluster runs in this process.
+	KVDBExe string
+	// CPUProfileDir, if set, receives a CPU profile of the kvdb cluster
+	// for every kvdb run's warm-up and measured window,
+	// cpu-<workload>.pprof: of the child process, or of this whole process
+	// when the cluster runs in it (the client is labelled kvdb-bench=client).
 	CPUProfileDir string
 	// Progress receives progress lines (default: discard).
 	Progress io.Writer
@@ -125,7 +130,7 @@ func Run(ctx context.Context, cfg Config) ([]benchdrive.Result, error) {
 				err error
 			)
 			if sys == SystemKVDB {
-				res, err = runKVDB(ctx, w, drive, cfg.CPUProfileDir, pr)
+				res, err = runKVDB(ctx, cfg, w, drive)
 			} else {
 				server := serverOf(sys)
 				res, err = PeerRun{
@@ -241,45 +246,82 @@ func formatEnv(env map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
-// runKVDB starts an in-process cluster for the workload (delays off),
-// preloads the keys and drives it.
-func runKVDB(ctx context.Context, w Workload, drive benchdrive.Config, cpuDir string, pr io.Writer) (res benchdrive.Result, err error) {
-	c, err := cluster.Start(ctx, cluster.Config{Preset: w.Preset, Delays: replication.NoDelays()})
-	if err != nil {
-		return res, err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		err = errors.Join(err, c.Close(cctx))
-	}()
-	p := c.Preset()
-	leaderless := p.Mode == replication.Leaderless
-	t := NewKVDBTarget(c.URLs(), leaderless, drive.Concurrency)
-	defer t.Close()
-	if err := t.WaitReady(ctx, 30*time.Second); err != nil {
-		return res, err
-	}
-	start := time.Now()
-	if err := benchdrive.Preload(ctx, t.Op, drive.Keys, drive.ValueSize, drive.Concurrency, drive.OpTimeout); err != nil {
-		return res, err
-	}
-	fmt.Fprintf(pr, "  %s: preloaded %d keys in %s\n", SystemKVDB, drive.Keys, time.Since(start).Round(time.Millisecond))
-	drive.Progress = func(p benchdrive.Progress) { fmt.Fprintln(pr, benchdrive.ProgressLine(w.Name, SystemKVDB, p)) }
-	if cpuDir != "" {
-		stop, err := startCPUProfile(filepath.Join(cpuDir, "cpu-"+w.Name+".pprof"))
+// runKVDB starts a cluster for the workload (delays off) in a child
+// process (cfg.KVDBExe) or in this one, preloads the keys and drives it.
+func runKVDB(ctx context.Context, cfg Config, w Workload, drive benchdrive.Config) (res benchdrive.Result, err error) {
+	pr := cfg.Progress
+	var (
+		info                clusterInfo
+		where               string
+		startProf, stopProf func(path string) error
+	)
+	if cfg.KVDBExe != "" {
+		cp, err := startClusterProc(ctx, cfg.KVDBExe, w.Preset, pr)
 		if err != nil {
 			return res, err
 		}
-		defer stop()
+		defer func() { err = errors.Join(err, cp.Close()) }()
+		info, where = cp.info, "in a child process"
+		startProf = cp.StartProfile
+		stopProf = func(string) error { return cp.StopProfile() }
+	} else {
+		c, err := cluster.Start(ctx, cluster.Config{Preset: w.Preset, Delays: replication.NoDelays()})
+		if err != nil {
+			return res, err
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			err = errors.Join(err, c.Close(cctx))
+		}()
+		p := c.Preset()
+		info = clusterInfo{URLs: c.URLs(), Preset: p.Name, Mode: string(p.Mode), W: p.W, R: p.R}
+		where = "in this process, beside the client"
+		var stop func()
+		startProf = func(path string) (err error) { stop, err = startCPUProfile(path); return err }
+		stopProf = func(string) error { stop(); return nil }
 	}
-	res, err = benchdrive.Run(ctx, drive, t.Op)
+	leaderless := info.Mode == string(replication.Leaderless)
+	t := NewKVDBTarget(info.URLs, leaderless, drive.Concurrency)
+	defer t.Close()
+	// The client side runs under a profiler label, inherited by the
+	// goroutines it starts (those of its HTTP connections included), so
+	// that an in-process profile splits into the cluster
+	// (-tagignore=kvdb-bench=client) and the load generator
+	// (-tagfocus=kvdb-bench=client).
+	pprof.Do(ctx, pprof.Labels("kvdb-bench", "client"), func(ctx context.Context) {
+		if err = t.WaitReady(ctx, 30*time.Second); err != nil {
+			return
+		}
+		start := time.Now()
+		if err = benchdrive.Preload(ctx, t.Op, drive.Keys, drive.ValueSize, drive.Concurrency, drive.OpTimeout); err != nil {
+			return
+		}
+		fmt.Fprintf(pr, "  %s: preloaded %d keys in %s\n", SystemKVDB, drive.Keys, time.Since(start).Round(time.Millisecond))
+		if cfg.CPUProfileDir != "" {
+			path, perr := filepath.Abs(filepath.Join(cfg.CPUProfileDir, "cpu-"+w.Name+".pprof"))
+			if perr == nil {
+				perr = startProf(path)
+			}
+			if perr != nil {
+				err = fmt.Errorf("cpu profile: %w", perr)
+				return
+			}
+			fmt.Fprintf(pr, "  %s: CPU profile of the cluster -> %s\n", SystemKVDB, path)
+			defer func() { err = errors.Join(err, stopProf(path)) }()
+		}
+		drive.Progress = func(p benchdrive.Progress) { fmt.Fprintln(pr, benchdrive.ProgressLine(w.Name, SystemKVDB, p)) }
+		res, err = benchdrive.Run(ctx, drive, t.Op)
+	})
+	if err != nil && res.Mode == "" {
+		return res, err
+	}
 	writes := "writes to the leader"
 	if leaderless {
 		writes = "writes round robin to every node (each coordinates)"
 	}
-	res.Notes = fmt.Sprintf("kvdb %s (%s, N=%d W=%d R=%d), delays none, 5 nodes in this process; %s, reads round robin to every node",
-		p.Name, p.Mode, len(c.URLs()), p.W, p.R, writes)
+	res.Notes = fmt.Sprintf("kvdb %s (%s, N=%d W=%d R=%d), delays none, 5 nodes %s; %s, reads round robin to every node",
+		info.Preset, info.Mode, len(info.URLs), info.W, info.R, where, writes)
 	return res, err
 }
 
@@ -318,6 +360,7 @@ func NewMeta(cfg Config) Meta {
 		bin := map[string]string{"redis": "redis-server", "etcd": "etcd"}[s]
 		if out, err := exec.Command(bin, "--version").Output(); err == nil {
 			first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+			first, _, _ = strings.Cut(first, " sha=") // redis-server's build details
 			m.Versions[s] = first
 		}
 	}

@@ -202,9 +202,15 @@ func Markdown(rows []benchdrive.Result, meta Meta) string {
 	if d.Mode == benchdrive.ModeOpen {
 		b.WriteString(", from each request's intended start")
 	}
-	b.WriteString(". `kvdb/X p99` is kvdb's p99 divided by X's: below 1, kvdb's tail is shorter.\n\n")
-	writeRow(&b, []string{"workload", "system", "ops/s", "p50", "p99", "p99.9", "max", "read p50", "write p50", "errors", "kvdb/X ops/s", "kvdb/X p99"})
-	writeRow(&b, []string{"---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"})
+	b.WriteString(". `client CPU` is the load generator's CPU over the run, in % of one core (the machine has ")
+	if meta.CPUs > 0 {
+		fmt.Fprintf(&b, "%d", meta.CPUs)
+	} else {
+		b.WriteString("its")
+	}
+	b.WriteString(" cores, shared with the servers). `kvdb/X p99` is kvdb's p99 divided by X's: below 1, kvdb's tail is shorter.\n\n")
+	writeRow(&b, []string{"workload", "system", "ops/s", "p50", "p99", "p99.9", "max", "read p50", "write p50", "errors", "client CPU", "kvdb/X ops/s", "kvdb/X p99"})
+	writeRow(&b, []string{"---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"})
 	for _, w := range t.workloads {
 		for _, s := range t.systems {
 			r, ok := t.get(w, s)
@@ -221,7 +227,7 @@ func Markdown(rows []benchdrive.Result, meta Meta) string {
 				errs += fmt.Sprintf(" (+%d dropped)", r.Dropped)
 			}
 			writeRow(&b, []string{w, s, fmt.Sprintf("%.0f", r.OpsPerSec), ms(r.P50Ms), ms(r.P99Ms), ms(r.P999Ms), ms(r.MaxMs),
-				msIf(r.ReadP50Ms, r.Reads), msIf(r.WriteP50Ms, r.Writes), errs, opsRatio, latRatio})
+				msIf(r.ReadP50Ms, r.Reads), msIf(r.WriteP50Ms, r.Writes), errs, cpuPct(r.ClientCPUPct), opsRatio, latRatio})
 		}
 	}
 
@@ -251,6 +257,13 @@ func Markdown(rows []benchdrive.Result, meta Meta) string {
 	return b.String()
 }
 
+func cpuPct(x float64) string {
+	if x <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f%%", x)
+}
+
 func ms(x float64) string { return fmt.Sprintf("%.3f", x) }
 
 func msIf(x float64, n int64) string {
@@ -269,7 +282,7 @@ func WriteText(w io.Writer, rows []benchdrive.Result) {
 	t := index(rows)
 	hasKVDB := slices.Contains(t.systems, SystemKVDB)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tsystem\tops/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tkvdb/X ops/s\tkvdb/X p99\t")
+	fmt.Fprintln(tw, "workload\tsystem\tops/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tclient CPU\tkvdb/X ops/s\tkvdb/X p99\t")
 	for _, wl := range t.workloads {
 		for _, s := range t.systems {
 			r, ok := t.get(wl, s)
@@ -281,7 +294,7 @@ func WriteText(w io.Writer, rows []benchdrive.Result) {
 				opsRatio = fmtRatio(t.ratio(wl, s, func(r benchdrive.Result) float64 { return r.OpsPerSec }))
 				latRatio = fmtRatio(t.ratio(wl, s, func(r benchdrive.Result) float64 { return r.P99Ms }))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%s\t%s\t\n", wl, s, r.OpsPerSec, r.P50Ms, r.P99Ms, r.P999Ms, r.Errors, opsRatio, latRatio)
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%s\t%s\t%s\t\n", wl, s, r.OpsPerSec, r.P50Ms, r.P99Ms, r.P999Ms, r.Errors, cpuPct(r.ClientCPUPct), opsRatio, latRatio)
 		}
 	}
 	tw.Flush()

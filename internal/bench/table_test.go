@@ -14,7 +14,7 @@ func sampleRows() []benchdrive.Result {
 	return []benchdrive.Result{
 		{Workload: "read-r1", System: "kvdb", OpsPerSec: 20000, P50Ms: 1, P99Ms: 4, P999Ms: 8, Reads: 100, Notes: "kvdb w5r1"},
 		{Workload: "read-r1", System: "redis", OpsPerSec: 40000, P50Ms: 0.5, P99Ms: 2, P999Ms: 3, Reads: 100, Notes: "redis note"},
-		{Workload: "read-r1", System: "etcd", OpsPerSec: 8000, P50Ms: 3, P99Ms: 16, P999Ms: 30, MaxMs: 31, ReadP50Ms: 3, Reads: 100, Errors: 2},
+		{Workload: "read-r1", System: "etcd", OpsPerSec: 8000, P50Ms: 3, P99Ms: 16, P999Ms: 30, MaxMs: 31, ReadP50Ms: 3, Reads: 100, Errors: 2, ClientCPUPct: 45},
 		{Workload: "w5r1-50", System: "etcd", OpsPerSec: 4000, P50Ms: 6, P99Ms: 40, P999Ms: 55, Reads: 50, Writes: 50},
 		{Workload: "w5r1-50", System: "kvdb", OpsPerSec: 6000, P50Ms: 5, P99Ms: 20, P999Ms: 30, Reads: 50, Writes: 50},
 	}
@@ -54,7 +54,7 @@ func TestMarkdownTable(t *testing.T) {
 		"| workload | kvdb | redis | etcd | kvdb/redis | kvdb/etcd |",
 		"| read-r1 (100% reads, R=1) | 20000 | 40000 | 8000 | 0.50 | 2.50 |",
 		"| w5r1-50 (50/50, W5R1) | 6000 | — | 4000 | — | 1.50 |",
-		"| read-r1 | etcd | 8000 | 3.000 | 16.000 | 30.000 | 31.000 | 3.000 | — | 2 | 2.50 | 0.25 |",
+		"| read-r1 | etcd | 8000 | 3.000 | 16.000 | 30.000 | 31.000 | 3.000 | — | 2 | 45% | 2.50 | 0.25 |",
 		"| w5r1-50 | kvdb | 6000 | 5.000 | 20.000 | 30.000 |",
 		"- **redis**: redis note",
 		"- **kvdb**, read-r1: kvdb w5r1",
@@ -133,6 +133,9 @@ func TestSelect(t *testing.T) {
 	}
 	if all, _ := SelectWorkloads(""); len(all) != 5 {
 		t.Errorf("all workloads: %d", len(all))
+	}
+	if ws, err := SelectWorkloads("w5r1-writes"); err != nil || len(ws) != 1 || ws[0].WriteRatio != 1 {
+		t.Errorf("the extra workload by name: %v %v", ws, err)
 	}
 	if _, err := SelectWorkloads("w9r9"); err == nil {
 		t.Error("unknown workload accepted")

@@ -33,6 +33,10 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	drive := benchdrive.DefaultConfig()
 	drive.Duration, drive.Warmup = benchDuration, benchWarmup
 	drive.RegisterFlags(fs)
+	if f := fs.Lookup("write-ratio"); f != nil {
+		f.Usage = "fraction of operations that are writes, 0..1, in every workload (default: each workload's own ratio)"
+		f.DefValue = ""
+	}
 	var (
 		workloads    string
 		systems      string
@@ -45,8 +49,10 @@ func Bench(ctx context.Context, args []string, env Env) int {
 		cpuDir       string
 		memory       bool
 		memoryKeys   int
+		inProcess    bool
+		serveCluster string
 	)
-	fs.StringVar(&workloads, "workloads", "all", "comma-separated subset of: "+joinNames(bench.WorkloadNames()))
+	fs.StringVar(&workloads, "workloads", "all", "comma-separated subset of: "+joinNames(bench.WorkloadNames())+" (all: every one but the extra w5r1-writes)")
 	fs.StringVar(&systems, "systems", "all", "comma-separated subset of: "+joinNames(bench.Systems()))
 	fs.BoolVar(&quick, "quick", false, fmt.Sprintf("short runs (%s + %s warm-up each) so that everything finishes in under 3 minutes", benchQuickDuration, benchQuickWarmup))
 	fs.StringVar(&out, "out", "", "output `directory` for bench.json and bench.md (default results/bench-<yyyymmdd-hhmmss>)")
@@ -54,14 +60,24 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&peerBench, "peerbench", "", "prebuilt kvdb-peerbench `binary` (default: go build it from bench/)")
 	fs.StringVar(&peersDir, "peers-dir", "", "`directory` (on a tmpfs) for the peers' pid files, logs and etcd's data (default: a new one under /dev/shm)")
 	fs.BoolVar(&serializable, "etcd-serializable", false, "etcd: serializable reads instead of the default linearizable ones")
-	fs.StringVar(&cpuDir, "cpuprofile-dir", "", "write a CPU profile of every kvdb run (cluster and client, in this process) into this `directory`")
+	fs.StringVar(&cpuDir, "cpuprofile-dir", "", "write a CPU profile of the kvdb cluster for every kvdb run into this `directory` (with --kvdb-inprocess: of this whole process, the client labelled kvdb-bench=client)")
 	fs.BoolVar(&memory, "memory", false, "measure the store's bytes per key instead (--memory-keys keys of --value-size bytes)")
 	fs.IntVar(&memoryKeys, "memory-keys", benchMemoryKeys, "keys for --memory")
+	fs.BoolVar(&inProcess, "kvdb-inprocess", false, "run each kvdb cluster inside this process, beside the client, instead of in a child process")
+	fs.StringVar(&serveCluster, "serve-cluster", "", "internal: be the child process that runs one kvdb cluster of this `preset` for a parent kvdb bench")
 	if err := parseFlags(fs, args, nil); err != nil {
 		return usageExit(fs, env.Stderr, err)
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	if serveCluster != "" {
+		if err := bench.ServeCluster(ctx, serveCluster, os.Stdin, env.Stdout); err != nil {
+			fmt.Fprintf(env.Stderr, "kvdb bench --serve-cluster: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 
 	if memory {
 		if memoryKeys < 1 || drive.ValueSize < 0 {
@@ -89,15 +105,24 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	if drive.Mode == benchdrive.ModeOpen && !given["concurrency"] {
 		drive.Concurrency = benchOpenInFlight
 	}
-	drive.SetDefaults()
+	// Validate before SetDefaults, which would turn an explicit 0 (say
+	// --concurrency 0) into the default instead of rejecting it.
 	if err := drive.Validate(); err != nil {
 		return usageExit(fs, env.Stderr, err)
 	}
+	drive.Grace = 0 // recomputed from the final duration
+	drive.SetDefaults()
 	cfg := bench.Config{
 		Drive: drive, OverrideWriteRatio: given["write-ratio"], PeerBench: peerBench,
 		PeersDir: peersDir, EtcdSerializable: serializable, CPUProfileDir: cpuDir, Progress: env.Stdout,
 	}
 	var err error
+	if !inProcess {
+		if cfg.KVDBExe, err = os.Executable(); err != nil {
+			fmt.Fprintf(env.Stderr, "kvdb bench: %v (use --kvdb-inprocess)\n", err)
+			return 1
+		}
+	}
 	if cfg.Workloads, err = bench.SelectWorkloads(workloads); err != nil {
 		return usageExit(fs, env.Stderr, err)
 	}

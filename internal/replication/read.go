@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/kvdb/kvdb/internal/store"
 )
@@ -53,13 +54,20 @@ func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, err
 // readPeers asks every peer for key in parallel and returns the first need
 // answers, or a QuorumError once need answers are no longer possible or
 // PeerTimeout (or ctx) runs out.
+//
+// The peer reads still running when it returns are not cancelled: they end
+// by themselves within PeerTimeout. Cancelling an HTTP/1.1 request closes
+// its keep-alive connection, so cutting the stragglers short would make
+// every quorum read dial new connections.
 func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead, error) {
-	rctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
-	defer cancel()
+	timer := time.NewTimer(c.cfg.PeerTimeout)
+	defer timer.Stop()
 	ch := make(chan peerRead, len(c.links))
 	for _, l := range c.links {
 		go func() {
-			e, ok, err := l.Read(rctx, key)
+			pctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.PeerTimeout)
+			defer cancel()
+			e, ok, err := l.Read(pctx, key)
 			if err != nil {
 				err = fmt.Errorf("read from %s: %w", l.ID(), err)
 			}
@@ -85,8 +93,10 @@ func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead,
 				continue
 			}
 			answers = append(answers, a)
-		case <-rctx.Done():
-			return fail(rctx.Err())
+		case <-timer.C:
+			return fail(context.DeadlineExceeded)
+		case <-ctx.Done():
+			return fail(ctx.Err())
 		}
 	}
 	return answers, nil

@@ -48,6 +48,11 @@ type Result struct {
 	// far behind) and requests sent later than the late threshold.
 	Dropped int64 `json:"dropped,omitempty"`
 	Late    int64 `json:"late,omitempty"`
+	// ClientCPUPct is the CPU the client process used over the run
+	// (warm-up included), in percent of one core: a load generator near
+	// the machine's core count is itself the bottleneck. (When the
+	// system runs inside the client's process, it is counted too.)
+	ClientCPUPct float64 `json:"client_cpu_pct,omitempty"`
 	// FirstError is the first failure seen, warm-up included.
 	FirstError string `json:"first_error,omitempty"`
 	// Interrupted is true when the run was cut short by its context.

@@ -182,6 +182,7 @@ func (d *driver) run(ctx context.Context) (Result, error) {
 	defer cancel()
 
 	stopProgress := d.startProgress()
+	cpu0 := processCPU()
 	workers := make([]*worker, cfg.Concurrency)
 	var wg sync.WaitGroup
 	for i := range workers {
@@ -200,8 +201,12 @@ func (d *driver) run(ctx context.Context) (Result, error) {
 		}
 	}
 	wg.Wait()
+	cpu, elapsed := processCPU()-cpu0, time.Since(d.t0)
 	stopProgress()
 	res := d.result(workers)
+	if cpu > 0 {
+		res.ClientCPUPct = round(100*cpu.Seconds()/elapsed.Seconds(), 1)
+	}
 	if err := ctx.Err(); err != nil {
 		res.Interrupted = true
 		return res, err
