@@ -144,3 +144,17 @@ run_configs() {
   [ "$failed" -eq 0 ] || die "$failed step(s) failed; results in $out"
   log "done: $out"
 }
+
+# run_env_usage documents the environment the run scripts read.
+run_env_usage() {
+  cat >&2 <<USAGE
+environment (all optional):
+  DURATION=60                 seconds of load per write ratio
+  QPS=20                      target request rate
+  RATIOS="0.01 0.1 0.5 0.9"   write ratios
+  OUT=results/docker-<time>   results folder
+  DELAYS=paper                delay profile (paper, none, paper*0.1)
+  BASE_PORT=8080              node1's host port (node2..5 follow)
+  KEEP=1                      leave the last cluster running (default: clean up on exit)
+USAGE
+}

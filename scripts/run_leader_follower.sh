@@ -8,18 +8,9 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 usage() {
-  cat >&2 <<USAGE
-usage: scripts/run_leader_follower.sh [CONFIG...]      (default: w5r1 w1r5 w3r3)
-
-environment (all optional):
-  DURATION=60                 seconds of load per write ratio
-  QPS=20                      target request rate
-  RATIOS="0.01 0.1 0.5 0.9"   write ratios
-  OUT=results/docker-<time>   results folder
-  DELAYS=paper                delay profile (paper, none, paper*0.1)
-  BASE_PORT=8080              node1's host port (node2..5 follow)
-  KEEP=1                      leave the last cluster running (default: clean up on exit)
-USAGE
+  echo "usage: scripts/run_leader_follower.sh [CONFIG...]      (default: w5r1 w1r5 w3r3)" >&2
+  echo >&2
+  run_env_usage
 }
 case "${1:-}" in -h|--help) usage; exit 0 ;; -*) usage; exit 2 ;; esac
 [ $# -gt 0 ] || set -- w5r1 w1r5 w3r3
