@@ -114,8 +114,16 @@ func (s *Server) validateSet(req SetRequest) error {
 // options reads the optional ?w= and ?r= overrides.
 func options(r *http.Request) (replication.Options, error) {
 	var o replication.Options
-	for name, dst := range map[string]*int{"w": &o.W, "r": &o.R} {
-		v := r.URL.Query().Get(name)
+	if r.URL.RawQuery == "" {
+		return o, nil
+	}
+	q := r.URL.Query()
+	for _, p := range []struct {
+		name string
+		dst  *int
+	}{{"w", &o.W}, {"r", &o.R}} {
+		name, dst := p.name, p.dst
+		v := q.Get(name)
 		if v == "" {
 			continue
 		}

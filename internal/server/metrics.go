@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +11,15 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// counters and observers cache the children by label, so the hot path
+	// neither formats the code nor hashes label values.
+	counters  sync.Map // routeCode -> prometheus.Counter
+	observers sync.Map // route -> prometheus.Observer
+}
+
+type routeCode struct {
+	route string
+	code  int
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -29,8 +39,17 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 }
 
 func (m *httpMetrics) observe(route string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	k := routeCode{route, code}
+	c, ok := m.counters.Load(k)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(route, strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
 	if d > 0 {
-		m.latency.WithLabelValues(route).Observe(d.Seconds())
+		o, ok := m.observers.Load(route)
+		if !ok {
+			o, _ = m.observers.LoadOrStore(route, m.latency.WithLabelValues(route))
+		}
+		o.(prometheus.Observer).Observe(d.Seconds())
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,20 +104,43 @@ func New(cfg Config, rep replication.Replicator) (*Server, error) {
 }
 
 func (s *Server) routes() {
-	s.handle("POST /set", "set", s.handleSet)
-	s.handle("GET /get/{key...}", "get", s.handleGet)
-	s.handle("GET /get", "get", s.handleGet)
-	s.handle("GET /local_read/{key...}", "local_read", s.handleLocalRead)
-	s.handle("GET /local_read", "local_read", s.handleLocalRead)
-	s.handle("GET /health", "health", s.handleHealth)
-	s.handle("GET /config", "config", s.handleGetConfig)
-	s.handle("PUT /config", "config", s.authorized(s.handlePutConfig))
+	allowed := map[string][]string{} // path -> methods, for 405 answers
+	handle := func(method, path, route string, h handler) {
+		s.handle(method+" "+path, route, h)
+		allowed[path] = append(allowed[path], method)
+	}
+	handle("POST", "/set", "set", s.handleSet)
+	handle("GET", "/get/{key...}", "get", s.handleGet)
+	handle("GET", "/get", "get", s.handleGet)
+	handle("GET", "/local_read/{key...}", "local_read", s.handleLocalRead)
+	handle("GET", "/local_read", "local_read", s.handleLocalRead)
+	handle("GET", "/health", "health", s.handleHealth)
+	handle("GET", "/config", "config", s.handleGetConfig)
+	handle("PUT", "/config", "config", s.authorized(s.handlePutConfig))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
-	s.handle("POST "+transport.PathReplicate, "internal_replicate", s.authorized(s.handleReplicate))
-	s.handle("POST "+transport.PathBatch, "internal_replicate_batch", s.authorized(s.handleReplicateBatch))
-	s.handle("GET "+transport.PathRead, "internal_read", s.authorized(s.handleInternalRead))
-	s.handle("PUT "+transport.PathConfig, "internal_config", s.authorized(s.handleInternalConfig))
-	s.handle("GET "+transport.PathSnapshot, "internal_snapshot", s.authorized(s.handleSnapshot))
+	allowed["/metrics"] = []string{"GET"}
+	handle("POST", transport.PathReplicate, "internal_replicate", s.authorized(s.handleReplicate))
+	handle("POST", transport.PathBatch, "internal_replicate_batch", s.authorized(s.handleReplicateBatch))
+	handle("GET", transport.PathRead, "internal_read", s.authorized(s.handleInternalRead))
+	handle("PUT", transport.PathConfig, "internal_config", s.authorized(s.handleInternalConfig))
+	handle("GET", transport.PathSnapshot, "internal_snapshot", s.authorized(s.handleSnapshot))
+	// Known paths with another method get a JSON 405 with Allow; anything
+	// else a JSON 404. Method-specific patterns take precedence over these,
+	// so a request is routed once.
+	for path, methods := range allowed {
+		if slices.Contains(methods, "GET") {
+			methods = append(methods, "HEAD")
+		}
+		slices.Sort(methods)
+		allow := strings.Join(methods, ", ")
+		s.handle(path, "unknown", func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Allow", allow)
+			return fmt.Errorf("%w: method %s not allowed on %s (allowed: %s)", errMethod, r.Method, r.URL.Path, allow)
+		})
+	}
+	s.handle("/", "unknown", func(w http.ResponseWriter, r *http.Request) error {
+		return fmt.Errorf("%w: %s %s", errNoEndpoint, r.Method, r.URL.Path)
+	})
 }
 
 // handler is an endpoint that returns an error instead of writing one.
@@ -134,31 +157,8 @@ func (s *Server) handle(pattern, route string, h handler) {
 	})
 }
 
-// ServeHTTP routes a request. Unknown paths and methods get JSON errors
-// (404 and 405 with Allow) rather than the mux's plain text.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h, pattern := s.mux.Handler(r)
-	if pattern != "" {
-		s.mux.ServeHTTP(w, r) // sets the path values Handler does not
-		return
-	}
-	probe := &statusRecorder{ResponseWriter: discardWriter{header: http.Header{}}}
-	h.ServeHTTP(probe, r)
-	code := probe.status()
-	if code == http.StatusMovedPermanently || code == http.StatusTemporaryRedirect || code == http.StatusPermanentRedirect {
-		h.ServeHTTP(w, r) // the mux cleaning a path: let it redirect
-		return
-	}
-	if allow := probe.Header().Get("Allow"); allow != "" {
-		w.Header().Set("Allow", allow)
-	}
-	msg := fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)
-	if code == http.StatusMethodNotAllowed {
-		msg = fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)
-	}
-	writeJSON(w, code, errorBody{Error: msg})
-	s.met.observe("unknown", code, 0)
-}
+// ServeHTTP routes a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // authorized requires the cluster token when one is configured.
 func (s *Server) authorized(h handler) handler {
@@ -187,6 +187,8 @@ var (
 	errBadRequest   = errors.New("bad request")
 	errTooLarge     = errors.New("too large")
 	errUnauthorized = errors.New("missing or wrong cluster token")
+	errMethod       = errors.New("method not allowed")
+	errNoEndpoint   = errors.New("no such endpoint")
 )
 
 // statusFor maps an error to its HTTP status: the one place that does.
@@ -198,6 +200,10 @@ func statusFor(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errUnauthorized):
 		return http.StatusUnauthorized
+	case errors.Is(err, errMethod):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, errNoEndpoint):
+		return http.StatusNotFound
 	case errors.Is(err, replication.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, replication.ErrNotLeader):
@@ -231,13 +237,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, code, body)
 }
 
+var jsonContentType = []string{"application/json"}
+
 func writeJSON(w http.ResponseWriter, code int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode response: %w", err)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(code)
 	b = append(b, '\n')
 	_, err = w.Write(b)
@@ -270,9 +277,3 @@ func (r *statusRecorder) status() int {
 	}
 	return r.code
 }
-
-type discardWriter struct{ header http.Header }
-
-func (d discardWriter) Header() http.Header         { return d.header }
-func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d discardWriter) WriteHeader(int)             {}
