@@ -189,8 +189,14 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
+	ctx := r.Context()
+	if o.R > 1 || (o.R == 0 && s.rep.Info().R > 1) {
+		// Only a read that waits for peers needs the request timeout; an
+		// R=1 read is served from the local copy and never blocks.
+		var cancel context.CancelFunc
+		ctx, cancel = s.requestContext(r)
+		defer cancel()
+	}
 	res, err := s.rep.Read(ctx, key, o)
 	if err != nil {
 		return err
