@@ -66,6 +66,7 @@ func Collect(dir string) (*report.Results, error) {
 		}
 		res.Started, res.Delays = man.Started, man.Delays
 	}
+	pooled := hdrhistogram.New(1, 24*3600*1_000_000, 3) // µs, up to a day
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -73,7 +74,7 @@ func Collect(dir string) (*report.Results, error) {
 		if d.IsDir() || d.Name() != load.SummaryFile {
 			return nil
 		}
-		run, err := collectRun(dir, filepath.Dir(path))
+		run, err := collectRun(dir, filepath.Dir(path), pooled)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -111,10 +112,25 @@ func Collect(dir string) (*report.Results, error) {
 		res.Started = "(not recorded)"
 	}
 	res.Generator = generatorText(dir, res)
+	if n := pooled.TotalCount(); n > 0 {
+		res.Intervals = report.IntervalSummary{
+			Count: n,
+			P50:   float64(pooled.ValueAtQuantile(50)) / 1000,
+			P90:   float64(pooled.ValueAtQuantile(90)) / 1000,
+			P99:   float64(pooled.ValueAtQuantile(99)) / 1000,
+		}
+		within := int64(0)
+		for _, b := range pooled.Distribution() {
+			if b.To <= 1_000_000 {
+				within += b.Count
+			}
+		}
+		res.Intervals.Within1s = float64(within) / float64(n)
+	}
 	return res, nil
 }
 
-func collectRun(root, dir string) (report.Run, error) {
+func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, error) {
 	sum, err := load.ReadSummary(filepath.Join(dir, load.SummaryFile))
 	if err != nil {
 		return report.Run{}, err
@@ -148,6 +164,9 @@ func collectRun(root, dir string) (report.Run, error) {
 	}
 	if iv, err := load.ReadHistogram(filepath.Join(dir, load.IntervalHDRFile)); err == nil {
 		run.Intervals = quantiles(iv, 200)
+		if pooled != nil {
+			pooled.Merge(iv)
+		}
 	}
 	return run, nil
 }

@@ -52,18 +52,29 @@ type Run struct {
 	// ReadSpectrum and WriteSpectrum are latency percentile spectra.
 	ReadSpectrum  []Point `json:"-"`
 	WriteSpectrum []Point `json:"-"`
-	// Intervals are the measured write-to-read intervals (ms) of reads of a
-	// key written earlier in the run.
+	// Intervals are evenly spaced quantiles (ms) of the measured
+	// write-to-read intervals of reads of a key written earlier in the run
+	// (for the CDF charts).
 	Intervals []float64 `json:"-"`
 	// Dir is where the run's files are, relative to the results folder.
 	Dir string `json:"dir"`
 }
 
 // Results is a whole experiment.
+// IntervalSummary is the write-to-read interval distribution pooled over
+// every run.
+type IntervalSummary struct {
+	Count         int64   // reads of a key written earlier in their run
+	P50, P90, P99 float64 // ms
+	Within1s      float64 // fraction of those reads within one second
+}
+
 type Results struct {
 	// Generator describes the key generator and its parameters (a sentence
 	// or two for the report).
 	Generator string
+	// Intervals pools the runs' write-to-read intervals.
+	Intervals IntervalSummary
 	Title     string
 	Started   string
 	Delays    string
