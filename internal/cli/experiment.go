@@ -26,12 +26,12 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&configs, "configs", configs, "comma-separated configs: w5r1, w1r5, w3r3, leaderless, leaderless-w3r3")
 	fs.StringVar(&ratios, "ratios", ratios, "comma-separated write ratios in percent")
 	fs.Var(&delays, "delays", "delay profile: paper, none, paper*F or gap=D,apply=D,read=D[,sequential=BOOL]")
-	durationVar(fs, &cfg.Duration, "duration", 0, "length of each load run (default 25s, 4s with --quick)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each load run (default 25s, 4s with --quick)")
 	fs.Float64Var(&cfg.QPS, "qps", 40, "target requests per second of each run")
 	fs.BoolVar(&cfg.Quick, "quick", false, "short runs: the whole matrix in under two minutes")
 	fs.StringVar(&cfg.OutDir, "out", "", "results folder (default results/<timestamp>)")
 	fs.Uint64Var(&seed, "seed", 1, "random seed of the first run (run i uses seed+i)")
-	durationVar(fs, &cfg.CheckTimeout, "check-timeout", 0, "bound on each run's linearizability check (default 20s, 5s with --quick)")
+	fs.DurationVar(&cfg.CheckTimeout, "check-timeout", 0, "bound on each run's linearizability check (default 20s, 5s with --quick)")
 	if err := parseFlags(fs, args, nil); err != nil {
 		return usageExit(fs, env.Stderr, err)
 	}
@@ -48,9 +48,6 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "kvdb experiment: %v\n", indent(err))
-		if errors.Is(err, context.Canceled) && out != nil {
-			return 1
-		}
 		return 1
 	}
 	return 0

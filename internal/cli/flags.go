@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/kvdb/kvdb/internal/replication"
 )
@@ -122,9 +121,4 @@ func (f *membersFlag) Set(s string) error {
 		return errors.New("empty member list")
 	}
 	return nil
-}
-
-// durationVar registers a duration flag.
-func durationVar(fs *flag.FlagSet, p *time.Duration, name string, def time.Duration, usage string) {
-	fs.DurationVar(p, name, def, usage)
 }

@@ -20,7 +20,7 @@ func Healthcheck(ctx context.Context, args []string, env Env) int {
 		timeout time.Duration
 	)
 	fs.StringVar(&listen, "listen", ":8080", "the node's listen address, as given to serve")
-	durationVar(fs, &timeout, "health-timeout", 2*time.Second, "how long to wait for the answer")
+	fs.DurationVar(&timeout, "health-timeout", 2*time.Second, "how long to wait for the answer")
 	if err := parseFlags(fs, args, env.Getenv); err != nil {
 		return usageExit(fs, env.Stderr, err)
 	}

@@ -36,12 +36,10 @@ func newPDF() *pdfDoc {
 	return d
 }
 
-func style(size vg.Length, bold bool) text.Style {
-	f := plot.DefaultFont
-	if bold {
-		size *= 1.1 // the PDF writer embeds the regular face only
-	}
-	return text.Style{Color: color.Black, Font: font.From(f, size), Handler: plot.DefaultTextHandler}
+// style is the text style at size points; headings use a larger size, as
+// the PDF writer embeds the regular face only.
+func style(size vg.Length) text.Style {
+	return text.Style{Color: color.Black, Font: font.From(plot.DefaultFont, size), Handler: plot.DefaultTextHandler}
 }
 
 func (d *pdfDoc) newPage() {
@@ -86,7 +84,7 @@ func (d *pdfDoc) para(sty text.Style, s string) {
 
 // table writes rows in columns sized to their widest cell.
 func (d *pdfDoc) table(header []string, rows [][]string) {
-	hs, bs := style(6.5, true), style(6.5, false)
+	hs, bs := style(7.15), style(6.5)
 	widths := make([]vg.Length, len(header))
 	for i, h := range header {
 		widths[i] = hs.Width(h)
@@ -142,20 +140,20 @@ func (d *pdfDoc) save(path string) error {
 
 func writePDF(path string, res *Results, analysis, notes []Paragraph, sections []section) error {
 	d := newPDF()
-	d.line(style(16, true), margin, res.Title)
-	d.para(style(8, false), fmt.Sprintf("Started %s. Delay profile %s. Latencies in ms from each request's intended start; floors are the profile's theoretical minimum.", res.Started, res.Delays))
+	d.line(style(17.6), margin, res.Title)
+	d.para(style(8), fmt.Sprintf("Started %s. Delay profile %s. Latencies in ms from each request's intended start; floors are the profile's theoretical minimum.", res.Started, res.Delays))
 	var rows [][]string
 	for i := range res.Runs {
 		rows = append(rows, tableRow(&res.Runs[i]))
 	}
 	d.table(tableHeader, rows)
 	for _, p := range append(analysis, notes...) {
-		d.line(style(10, true), margin, p.Heading)
-		d.para(style(8.5, false), p.Text)
+		d.line(style(11.0), margin, p.Heading)
+		d.para(style(8.5), p.Text)
 	}
 	for _, s := range sections {
 		d.newPage()
-		d.line(style(12, true), margin, s.Heading)
+		d.line(style(13.2), margin, s.Heading)
 		d.charts(s.Charts)
 	}
 	return d.save(path)
