@@ -48,6 +48,8 @@ func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, err
 	if !found {
 		return ReadResult{}, fmt.Errorf("%q: %w", key, ErrNotFound)
 	}
+	// A write this node coordinates next must order after what it returned.
+	c.clock.Observe(best.Version)
 	return ReadResult{Key: key, Value: best.Value, Version: best.Version, Node: c.cfg.Self, Copies: copies}, nil
 }
 

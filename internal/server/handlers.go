@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -84,14 +83,11 @@ func (s *Server) decodeLimited(w http.ResponseWriter, r *http.Request, v any, li
 	return DecodeBody(body, v)
 }
 
-// DecodeBody decodes one JSON value and refuses trailing data.
+// DecodeBody decodes one JSON value; trailing data is refused
+// (json.Unmarshal checks the whole input).
 func DecodeBody(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("%w: invalid JSON body: %v", errBadRequest, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: invalid JSON body: data after the object", errBadRequest)
 	}
 	return nil
 }
@@ -162,7 +158,7 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) error {
 	if s.rep.Info().Mode == replication.Leaderless {
 		out.Coordinator = res.Coordinator
 	}
-	return writeJSON(w, http.StatusCreated, out)
+	return writeFast(w, http.StatusCreated, &out)
 }
 
 // keyParam reads the key from the path ({key}) or from ?key=.
@@ -201,7 +197,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, GetResponse{Key: key, Value: res.Value, Version: res.Version, Node: res.Node})
+	return writeFast(w, http.StatusOK, &GetResponse{Key: key, Value: res.Value, Version: res.Version, Node: res.Node})
 }
 
 func (s *Server) handleLocalRead(w http.ResponseWriter, r *http.Request) error {
@@ -216,7 +212,7 @@ func (s *Server) handleLocalRead(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return fmt.Errorf("%q: %w", key, replication.ErrNotFound)
 	}
-	return writeJSON(w, http.StatusOK, GetResponse{Key: key, Value: e.Value, Version: e.Version, Node: s.rep.Info().Node})
+	return writeFast(w, http.StatusOK, &GetResponse{Key: key, Value: e.Value, Version: e.Version, Node: s.rep.Info().Node})
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
