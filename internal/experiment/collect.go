@@ -14,6 +14,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/kvdb/kvdb/internal/history"
 	"github.com/kvdb/kvdb/internal/load"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/report"
@@ -161,6 +162,9 @@ func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, e
 	}
 	if run.WriteSpectrum, err = spectrum(filepath.Join(dir, load.WriteHDRFile)); err != nil {
 		return run, err
+	}
+	if ops, err := history.ReadFile(filepath.Join(dir, load.HistoryFile)); err == nil {
+		run.InversionAgesMs = inversionAges(ops)
 	}
 	if iv, err := load.ReadHistogram(filepath.Join(dir, load.IntervalHDRFile)); err == nil {
 		run.Intervals = quantiles(iv, 200)

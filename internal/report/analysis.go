@@ -168,6 +168,7 @@ func consistency(res *Results) Paragraph {
 			}
 		}
 	}
+	b.WriteString(windowSentences(res))
 	switch {
 	case len(overlapStale) == 0 && len(overlapClean) > 0:
 		fmt.Fprintf(&b, "Every config whose read and write quorums overlap (R+W>N: %s) showed zero stale reads, as quorum intersection promises. ", strings.Join(overlapClean, ", "))
@@ -301,4 +302,27 @@ func medianVsFloor(st Stats, floor float64) string {
 		return "had no successful operation to measure"
 	}
 	return fmt.Sprintf("took %s at the median (floor %s)", ms(st.P50), ms(floor))
+}
+
+// windowSentences says, per config with inversions, how long after the
+// key's latest write was sent they happened, beside the write floor.
+func windowSentences(res *Results) string {
+	var b strings.Builder
+	for _, cfg := range res.Configs() {
+		var ages []float64
+		floor := 0.0
+		for i := range res.Runs {
+			if r := &res.Runs[i]; r.Config == cfg {
+				ages = append(ages, r.InversionAgesMs...)
+				floor = max(floor, r.FloorWriteMs)
+			}
+		}
+		if len(ages) == 0 {
+			continue
+		}
+		slices.Sort(ages)
+		fmt.Fprintf(&b, "The inversions of %s came a median %s and at most %s after the key's latest write was sent (its write floor is %s). ",
+			cfg, ms(ages[len(ages)/2]), ms(ages[len(ages)-1]), ms(floor))
+	}
+	return b.String()
 }

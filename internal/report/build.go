@@ -117,6 +117,12 @@ func charts(res *Results) ([]section, error) {
 		}
 		across.Charts = append(across.Charts, c)
 	}
+	win, err := InversionWindow("inconsistency-window", "Inversions by age of the write in flight, all ratios", res)
+	if err != nil {
+		return nil, err
+	}
+	win.Caption = "a read that returns older data than a read finished before it, counted by how long before it the key's latest write was sent"
+	across.Charts = append(across.Charts, win)
 	return append(sections, across), nil
 }
 

@@ -262,39 +262,87 @@ func AcrossRatios(name, title string, res *Results, stats func(*Run) Stats) (Cha
 // CountsByConfig draws grouped bars: one group per write ratio, one bar per
 // config, of count(run).
 func CountsByConfig(name, title, ylabel string, res *Results, count func(*Run) float64) (Chart, error) {
-	p := newPlot(title, "write ratio", ylabel)
 	ratios := res.Ratios()
-	cfgs := res.Configs()
-	lg := newLegend()
-	top := 0.0
-	w := vg.Points(float64(min(14, 60/max(1, len(cfgs)))))
-	for i, cfg := range cfgs {
+	labels := make([]string, len(ratios))
+	for i, r := range ratios {
+		labels[i] = pct(r)
+	}
+	var series []barSeries
+	for _, cfg := range res.Configs() {
 		vals := make(plotter.Values, len(ratios))
 		for j, ratio := range ratios {
 			if run := res.Find(cfg, ratio); run != nil {
 				vals[j] = count(run)
 			}
 		}
-		b, err := plotter.NewBarChart(vals, w)
+		series = append(series, barSeries{cfg, vals})
+	}
+	return groupedBars(name, title, "write ratio", ylabel, labels, series)
+}
+
+// barSeries is one bar per group.
+type barSeries struct {
+	name string
+	vals plotter.Values
+}
+
+// groupedBars draws one group of bars per label, one bar per series.
+func groupedBars(name, title, xlabel, ylabel string, labels []string, series []barSeries) (Chart, error) {
+	p := newPlot(title, xlabel, ylabel)
+	lg := newLegend()
+	top := 0.0
+	w := vg.Points(float64(min(14, 60/max(1, len(series)))))
+	for i, sr := range series {
+		b, err := plotter.NewBarChart(sr.vals, w)
 		if err != nil {
 			return Chart{}, err
 		}
 		b.Color = plotutil.Color(i)
 		b.LineStyle.Width = 0
-		b.Offset = w * vg.Length(float64(i)-float64(len(cfgs)-1)/2)
+		b.Offset = w * vg.Length(float64(i)-float64(len(series)-1)/2)
 		p.Add(b)
-		lg.add(cfg, b)
-		for _, v := range vals {
+		lg.add(sr.name, b)
+		for _, v := range sr.vals {
 			top = max(top, v)
 		}
-	}
-	labels := make([]string, len(ratios))
-	for i, r := range ratios {
-		labels[i] = pct(r)
 	}
 	p.NominalX(labels...)
 	p.Y.Min, p.Y.Max = 0, max(1, top*1.1)
 	return Chart{Name: name, Title: title, Plot: p, Legend: lg}, nil
+}
+
+// InversionWindow draws, per config (all ratios pooled), how many
+// inversions happened at each age of the write in flight: the
+// inconsistency window the runs exposed.
+func InversionWindow(name, title string, res *Results) (Chart, error) {
+	const buckets = 8
+	span := 0.0
+	for i := range res.Runs {
+		span = max(span, res.Runs[i].FloorWriteMs)
+		for _, a := range res.Runs[i].InversionAgesMs {
+			span = max(span, a)
+		}
+	}
+	width := math.Max(1, math.Ceil(span/buckets/50)*50) // round bucket width to 50 ms
+	labels := make([]string, buckets+1)
+	for i := range buckets {
+		labels[i] = fmt.Sprintf("%.0f-%.0f", float64(i)*width, float64(i+1)*width)
+	}
+	labels[buckets] = fmt.Sprintf(">%.0f", buckets*width)
+	var series []barSeries
+	for _, cfg := range res.Configs() {
+		vals := make(plotter.Values, buckets+1)
+		for i := range res.Runs {
+			if res.Runs[i].Config != cfg {
+				continue
+			}
+			for _, a := range res.Runs[i].InversionAgesMs {
+				vals[min(buckets, int(a/width))]++
+			}
+		}
+		series = append(series, barSeries{cfg, vals})
+	}
+	return groupedBars(name, title, "time since the key's latest write was sent (ms)", "inversions", labels, series)
 }
 
 // pct formats a ratio as a percentage: 0.1 -> "10%".

@@ -56,6 +56,10 @@ type Run struct {
 	// write-to-read intervals of reads of a key written earlier in the run
 	// (for the CDF charts).
 	Intervals []float64 `json:"-"`
+	// InversionAgesMs holds, for every inversion, how long before the read
+	// the latest write of its key had been sent: the inconsistency window
+	// the run exposed.
+	InversionAgesMs []float64 `json:"-"`
 	// Dir is where the run's files are, relative to the results folder.
 	Dir string `json:"dir"`
 }

@@ -40,6 +40,7 @@ func synth(slowWrites bool) *Results {
 			}
 			if c.mode == "leaderless" {
 				run.Inversions, run.Linearizable = 7, &no
+				run.InversionAgesMs = []float64{100, 300, 700, 900, 1100, 150, 50}
 			}
 			for p := 0.0; p < 100; p += 5 {
 				run.ReadSpectrum = append(run.ReadSpectrum, Point{P: p, Ms: rd * (1 + p/100)})
@@ -61,8 +62,8 @@ func TestBuildWritesEveryFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := append([]string{out.HTML, out.PDF, out.JSON}, out.Charts...)
-	// 4 ratios x 3 charts + 4 across-ratio charts, each PNG and SVG.
-	if want := 2 * (4*3 + 4); len(out.Charts) != want {
+	// 4 ratios x 3 charts + 5 across-ratio charts, each PNG and SVG.
+	if want := 2 * (4*3 + 5); len(out.Charts) != want {
 		t.Errorf("%d chart files, want %d", len(out.Charts), want)
 	}
 	for _, f := range files {
