@@ -291,7 +291,9 @@ func groupedBars(name, title, xlabel, ylabel string, labels []string, series []b
 	p := newPlot(title, xlabel, ylabel)
 	lg := newLegend()
 	top := 0.0
-	w := vg.Points(float64(min(14, 60/max(1, len(series)))))
+	groups := max(1, len(labels))
+	// about 380 pt of plot width; bars take three quarters of each group
+	w := vg.Points(min(14, 0.75*380/float64(groups)/float64(max(1, len(series)))))
 	for i, sr := range series {
 		b, err := plotter.NewBarChart(sr.vals, w)
 		if err != nil {
@@ -326,9 +328,9 @@ func InversionWindow(name, title string, res *Results) (Chart, error) {
 	width := math.Max(1, math.Ceil(span/buckets/50)*50) // round bucket width to 50 ms
 	labels := make([]string, buckets+1)
 	for i := range buckets {
-		labels[i] = fmt.Sprintf("%.0f-%.0f", float64(i)*width, float64(i+1)*width)
+		labels[i] = fmt.Sprintf("<%.0f", float64(i+1)*width)
 	}
-	labels[buckets] = fmt.Sprintf(">%.0f", buckets*width)
+	labels[buckets] = fmt.Sprintf("≥%.0f", buckets*width)
 	var series []barSeries
 	for _, cfg := range res.Configs() {
 		vals := make(plotter.Values, buckets+1)
