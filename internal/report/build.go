@@ -16,12 +16,12 @@ type section struct {
 
 // Output names the files a report build wrote.
 type Output struct {
-	HTML, PDF, JSON string
-	Charts          []string // chart files (PNG and SVG)
+	HTML, PDF, JSON, Markdown string
+	Charts                    []string // chart files (PNG and SVG)
 }
 
 // Build renders every chart into dir/charts and writes dir/report.html,
-// dir/report.pdf and dir/report.json.
+// dir/report.pdf, dir/report.json and dir/report.md.
 func Build(res *Results, dir string) (*Output, error) {
 	if len(res.Runs) == 0 {
 		return nil, fmt.Errorf("report: no runs to report")
@@ -34,7 +34,8 @@ func Build(res *Results, dir string) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Output{HTML: filepath.Join(dir, "report.html"), PDF: filepath.Join(dir, "report.pdf"), JSON: filepath.Join(dir, "report.json")}
+	out := &Output{HTML: filepath.Join(dir, "report.html"), PDF: filepath.Join(dir, "report.pdf"),
+		JSON: filepath.Join(dir, "report.json"), Markdown: filepath.Join(dir, "report.md")}
 	for _, s := range sections {
 		for _, c := range s.Charts {
 			if err := c.Save(chartDir); err != nil {
@@ -49,6 +50,9 @@ func Build(res *Results, dir string) (*Output, error) {
 		return nil, err
 	}
 	if err := writePDF(out.PDF, res, analysis, notes, sections); err != nil {
+		return nil, err
+	}
+	if err := writeMarkdown(out.Markdown, res, analysis, notes); err != nil {
 		return nil, err
 	}
 	b, err := json.MarshalIndent(struct {

@@ -61,7 +61,7 @@ func TestBuildWritesEveryFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := append([]string{out.HTML, out.PDF, out.JSON}, out.Charts...)
+	files := append([]string{out.HTML, out.PDF, out.JSON, out.Markdown}, out.Charts...)
 	// 4 ratios x 3 charts + 5 across-ratio charts, each PNG and SVG.
 	if want := 2 * (4*3 + 5); len(out.Charts) != want {
 		t.Errorf("%d chart files, want %d", len(out.Charts), want)
