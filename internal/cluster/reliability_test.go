@@ -131,10 +131,11 @@ func TestRestartedNodeCatchesUp(t *testing.T) {
 					t.Fatalf("after catch-up node3 has %s at %d v%d, acknowledged v%d", key, r.Status, r.Version, v)
 				}
 			}
-			// The restarted node takes part again.
-			w := cl.set(urls[0], "after-restart", "x")
-			mustStatus(t, "W=N write after restart", cl.setQ(urls[0], "after-restart", "x", "w=5"), http.StatusCreated)
-			_ = w
+			// The restarted node takes part again: a W=N write needs it (its
+			// peers may skip it for up to a second after it last failed).
+			waitFor(t, 5*time.Second, "a W=N write after the restart", func() bool {
+				return cl.setQ(urls[0], "after-restart", "x", "w=5").Status == http.StatusCreated
+			})
 		})
 	}
 }
