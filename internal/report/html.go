@@ -25,7 +25,7 @@ type htmlPage struct {
 	Started  string
 	Delays   string
 	Header   []string
-	Rows     [][]string
+	Rows     [][]template.HTML
 	Analysis []Paragraph
 	Notes    []Paragraph
 	Sections []htmlSection
@@ -63,7 +63,7 @@ td:first-child,th:first-child{text-align:left}
 func writeHTML(path string, res *Results, analysis, notes []Paragraph, sections []section, chartDir string) error {
 	page := htmlPage{Title: res.Title, Started: res.Started, Delays: res.Delays, Header: tableHeader, Analysis: analysis, Notes: notes}
 	for i := range res.Runs {
-		page.Rows = append(page.Rows, tableRow(&res.Runs[i]))
+		page.Rows = append(page.Rows, htmlRow(filepath.Dir(path), &res.Runs[i]))
 	}
 	rel, err := filepath.Rel(filepath.Dir(path), chartDir)
 	if err != nil {
@@ -88,4 +88,26 @@ func writeHTML(path string, res *Results, analysis, notes []Paragraph, sections 
 		return fmt.Errorf("render html: %w", err)
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// vizFile is the load tester's visualization of a linearizability
+// violation, beside a run's history.
+const vizFile = "linearizability.html"
+
+// htmlRow is tableRow with the verdict linked to porcupine's visualization
+// of the violation when the run has one.
+func htmlRow(dir string, r *Run) []template.HTML {
+	cells := tableRow(r)
+	out := make([]template.HTML, len(cells))
+	for i, c := range cells {
+		out[i] = template.HTML(template.HTMLEscapeString(c))
+	}
+	viz := filepath.Join(r.Dir, vizFile)
+	if r.Linearizable != nil && !*r.Linearizable {
+		if _, err := os.Stat(filepath.Join(dir, viz)); err == nil {
+			last := len(out) - 1
+			out[last] = template.HTML(fmt.Sprintf(`<a href="%s">%s</a>`, template.HTMLEscapeString(filepath.ToSlash(viz)), out[last]))
+		}
+	}
+	return out
 }
