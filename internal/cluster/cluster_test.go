@@ -102,7 +102,7 @@ func TestLeaderlessWindowAndAfterAck(t *testing.T) {
 		done.Store(true)
 	}()
 	sawOld := 0
-	for !done.Load() {
+	for n := 0; !done.Load() && n < 5000; n++ { // bounded: the write ends within its timeout
 		if r := cl.get(lastPeer, "k"); r.Status == http.StatusOK && r.Value == "old" {
 			sawOld++
 		}
