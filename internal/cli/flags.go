@@ -28,7 +28,7 @@ func newFlagSet(name, synopsis string, w io.Writer, withEnv bool) *flag.FlagSet 
 			typ, usage := flag.UnquoteUsage(f)
 			fmt.Fprintf(w, "  --%s %s\n    \t%s", f.Name, typ, strings.ReplaceAll(usage, "\n", "\n    \t"))
 			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
-				fmt.Fprintf(w, " (default %q)", f.DefValue)
+				fmt.Fprintf(w, " (default %s)", f.DefValue)
 			}
 			if withEnv {
 				fmt.Fprintf(w, " [env %s]", envName(f.Name))
