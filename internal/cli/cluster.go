@@ -22,7 +22,7 @@ func Cluster(ctx context.Context, args []string, env Env) int {
 	fs.IntVar(&cfg.N, "n", 5, "number of nodes")
 	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "address the nodes listen on")
 	fs.IntVar(&cfg.BasePort, "base-port", 8080, "first node's port; the others follow it (leader-follower: the leader is here)")
-	fs.Var(&delays, "delays", "delay profile: paper, none, paper*F or gap=D,apply=D,read=D[,sequential=BOOL]")
+	fs.Var(&delays, "delays", "delay `profile`: paper, none, paper*F or gap=D,apply=D,read=D[,sequential=BOOL]")
 	fs.DurationVar(&cfg.PeerTimeout, "peer-timeout", 2*time.Second, "timeout of one node-to-node message")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5*time.Second, "timeout of one client set or get")
 	fs.StringVar(&cfg.ClusterToken, "cluster-token", "", "shared secret for /internal/ and PUT /config")

@@ -25,7 +25,7 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 	)
 	fs.StringVar(&configs, "configs", configs, "comma-separated configs: w5r1, w1r5, w3r3, leaderless, leaderless-w3r3")
 	fs.StringVar(&ratios, "ratios", ratios, "comma-separated write ratios in percent")
-	fs.Var(&delays, "delays", "delay profile: paper, none, paper*F or gap=D,apply=D,read=D[,sequential=BOOL]")
+	fs.Var(&delays, "delays", "delay `profile`: paper, none, paper*F or gap=D,apply=D,read=D[,sequential=BOOL]")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each load run (default 25s, 4s with --quick)")
 	fs.Float64Var(&cfg.QPS, "qps", 40, "target requests per second of each run")
 	fs.BoolVar(&cfg.Quick, "quick", false, "short runs: the whole matrix in under two minutes")
