@@ -22,7 +22,7 @@ func Serve(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&cfg.ID, "id", "node1", "this node's member ID; must appear in --peers")
 	fs.StringVar(&cfg.Listen, "listen", ":8080", "address to listen on")
 	fs.StringVar(&mode, "mode", "leader-follower", "replication architecture: leader-follower or leaderless")
-	fs.Var(&members, "peers", "every `member`, this node included, in order: id=url,id=url,...\n(plain url,url names them node1, node2, ...; default: this node alone)")
+	fs.Var(&members, "peers", "the cluster's `members`, this node included, in order: id=url,id=url,...\n(plain url,url names them node1, node2, ...; default: this node alone)")
 	fs.StringVar(&cfg.Leader, "leader", "", "leader's member ID in leader-follower mode (default: first member, or this node with --role leader)")
 	fs.StringVar(&cfg.Role, "role", "", "leader or follower; checked against --leader (optional)")
 	fs.StringVar(&cfg.LeaderRedirectURL, "leader-url", "", "base URL followers redirect client writes to (default: the leader's member URL)")
