@@ -46,6 +46,9 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 	if out != nil {
 		fmt.Fprintf(env.Stdout, "\nreport: %s\n        %s\ncharts: %s\n", out.HTML, out.PDF, dirOf(out.Charts))
 	}
+	if errors.Is(err, experiment.ErrInvalidConfig) {
+		return usageExit(fs, env.Stderr, err)
+	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "kvdb experiment: %v\n", indent(err))
 		return 1

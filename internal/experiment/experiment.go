@@ -54,6 +54,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ErrInvalidConfig wraps configuration errors (bad usage).
+var ErrInvalidConfig = errors.New("invalid experiment configuration")
+
 // DefaultConfigs and DefaultRatios are the matrix DESIGN asks for.
 var (
 	defaultConfigs = []string{"w5r1", "w1r5", "w3r3", "leaderless"}
@@ -130,7 +133,7 @@ func runDir(preset string, ratio float64) string {
 func Run(ctx context.Context, cfg Config) (*report.Results, *report.Output, error) {
 	cfg.SetDefaults(time.Now())
 	if err := cfg.Validate(); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return nil, nil, err
