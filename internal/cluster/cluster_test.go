@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -459,6 +460,41 @@ func TestDeadLeader(t *testing.T) {
 	for _, u := range urls[1:] {
 		if g := cl.get(u, "k"); g.Status != http.StatusOK || g.Value != "v" {
 			t.Fatalf("read from %s with the leader dead: %d %q", u, g.Status, g.Value)
+		}
+	}
+}
+
+// /metrics reports what the node did: requests by route and code,
+// replication messages, read repairs and keys held.
+func TestMetrics(t *testing.T) {
+	faults := transport.NewFaults()
+	c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, DisableHintedHandoff: true})
+	cl := newClient(t)
+	urls := c.URLs()
+	faults.Isolate(c.Hosts()[4])
+	for i := range 5 {
+		mustStatus(t, "write", cl.setQ(urls[0], "k"+value(i), "v", "w=3"), http.StatusCreated)
+	}
+	faults.Heal()
+	mustStatus(t, "R=5 read", cl.do(http.MethodGet, urls[0]+"/get/kv0?r=5", nil), http.StatusOK)
+	resp, err := cl.hc.Get(urls[0] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	text := string(body)
+	for _, want := range []string{
+		`kvdb_http_requests_total{code="201",route="set"} 5`,
+		`kvdb_read_repairs_total 1`,
+		`kvdb_store_keys 5`,
+		`kvdb_replication_messages_total{result="ok"}`,
+		`kvdb_replication_messages_total{result="error"}`,
+		`kvdb_replication_batch_size_bucket`,
+		`kvdb_hints 0`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
 		}
 	}
 }
