@@ -44,7 +44,7 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 	cfg.Progress, cfg.Terminal = env.Stdout, env.IsTerminal
 	_, out, err := experiment.Run(ctx, cfg)
 	if out != nil {
-		fmt.Fprintf(env.Stdout, "\nreport: %s\n        %s\ncharts: %s\n", out.HTML, out.PDF, dirOf(out.Charts))
+		fmt.Fprintf(env.Stdout, "\nreport: %s\n        %s\ncharts: %s\n", out.HTML, out.PDF, out.ChartDir)
 	}
 	if errors.Is(err, experiment.ErrInvalidConfig) {
 		return usageExit(fs, env.Stderr, err)
@@ -76,7 +76,7 @@ func Report(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "kvdb report: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(env.Stdout, "report of %d runs in %s: %s, %s, charts in %s\n", len(res.Runs), time.Since(start).Round(time.Millisecond), out.HTML, out.PDF, dirOf(out.Charts))
+	fmt.Fprintf(env.Stdout, "report of %d runs in %s: %s, %s, charts in %s\n", len(res.Runs), time.Since(start).Round(time.Millisecond), out.HTML, out.PDF, out.ChartDir)
 	return 0
 }
 
@@ -104,15 +104,4 @@ func parseRatios(s string) ([]float64, error) {
 		return nil, errors.New("no write ratios")
 	}
 	return out, nil
-}
-
-func dirOf(files []string) string {
-	if len(files) == 0 {
-		return ""
-	}
-	i := strings.LastIndex(files[0], "/")
-	if i < 0 {
-		return "."
-	}
-	return files[0][:i]
 }

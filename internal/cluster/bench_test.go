@@ -37,28 +37,13 @@ func BenchmarkSet(b *testing.B) {
 			hc := cluster.Client()
 			defer hc.CloseIdleConnections()
 			urls := c.URLs()
-			var n atomic.Int64
-			b.ReportAllocs()
-			b.SetParallelism(4)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					i := n.Add(1)
-					target := urls[0]
-					if strings.HasPrefix(preset, "leaderless") {
-						target = urls[i%int64(len(urls))]
-					}
-					body := fmt.Appendf(nil, `{"key":"k%d","value":"%0100d"}`, i%1000, i)
-					resp, err := hc.Post(target+"/set", "application/json", bytes.NewReader(body))
-					if err != nil {
-						b.Fatal(err)
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusCreated {
-						b.Fatalf("status %d", resp.StatusCode)
-					}
+			hammer(b, http.StatusCreated, func(i int64) (*http.Response, error) {
+				target := urls[0]
+				if strings.HasPrefix(preset, "leaderless") {
+					target = urls[i%int64(len(urls))]
 				}
+				body := fmt.Appendf(nil, `{"key":"k%d","value":"%0100d"}`, i%1000, i)
+				return hc.Post(target+"/set", "application/json", bytes.NewReader(body))
 			})
 		})
 	}
@@ -80,24 +65,31 @@ func BenchmarkGet(b *testing.B) {
 				}
 				resp.Body.Close()
 			}
-			var n atomic.Int64
-			b.ReportAllocs()
-			b.SetParallelism(4)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					i := n.Add(1)
-					resp, err := hc.Get(fmt.Sprintf("%s/get/k%d?%s", urls[i%5], i%1000, r))
-					if err != nil {
-						b.Fatal(err)
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						b.Fatalf("status %d", resp.StatusCode)
-					}
-				}
+			hammer(b, http.StatusOK, func(i int64) (*http.Response, error) {
+				return hc.Get(fmt.Sprintf("%s/get/k%d?%s", urls[i%5], i%1000, r))
 			})
 		})
 	}
+}
+
+// hammer runs do from four goroutines per CPU for b.N requests in all and
+// fails on any status other than want.
+func hammer(b *testing.B, want int, do func(i int64) (*http.Response, error)) {
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := do(n.Add(1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				b.Fatalf("status %d, want %d", resp.StatusCode, want)
+			}
+		}
+	})
 }

@@ -153,8 +153,8 @@ func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, e
 		Read: stats(sum.Read), Write: stats(sum.Write),
 		StaleReads: sum.StaleReads, Inversions: sum.Inversions, Linearizable: sum.Linearizable,
 		ErrorsByStatus: mergeCounts(sum.Read.ErrorsByStatus, sum.Write.ErrorsByStatus),
-		FloorWriteMs:   msOf(h.DelayProfile.WriteFloor(h.W)),
-		FloorReadMs:    msOf(h.DelayProfile.ReadFloor(h.R)),
+		FloorWriteMs:   float64(h.DelayProfile.WriteFloor(h.W).Milliseconds()),
+		FloorReadMs:    float64(h.DelayProfile.ReadFloor(h.R).Milliseconds()),
 		Dir:            rel,
 	}
 	if run.ReadSpectrum, err = spectrum(filepath.Join(dir, load.ReadHDRFile)); err != nil {
@@ -188,8 +188,6 @@ func mergeCounts(ms ...map[string]int) map[string]int {
 	}
 	return out
 }
-
-func msOf(d interface{ Milliseconds() int64 }) float64 { return float64(d.Milliseconds()) }
 
 // spectrum reads a latency histogram (microseconds) into percentile
 // points spaced evenly in "nines": 0, 20.6, 36.9, ..., 90, ..., 99, ...

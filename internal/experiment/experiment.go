@@ -189,7 +189,7 @@ func runConfig(ctx context.Context, cfg *Config, preset string, p *progress, i *
 		lc.OutDir = filepath.Join(cfg.OutDir, runDir(preset, ratio))
 		lc.Check = check.Config{Timeout: cfg.CheckTimeout}
 		lc.RunID = strings.ReplaceAll(runDir(preset, ratio), ".", "_")
-		lc.Progress, lc.Terminal = p.loadWriter(), cfg.Terminal
+		lc.Progress, lc.Terminal = p.w, cfg.Terminal
 		sum, err := load.Run(ctx, lc)
 		*i++
 		if err != nil && sum == nil {

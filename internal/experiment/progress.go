@@ -15,7 +15,7 @@ type progress struct {
 	total    int
 	perRun   time.Duration
 	started  time.Time
-	done_    int
+	finished int
 	runStart time.Time
 }
 
@@ -27,23 +27,20 @@ func newProgress(w io.Writer, terminal bool, total int, perRun time.Duration) *p
 // configured run length before the first one finishes).
 func (p *progress) eta() time.Duration {
 	per := p.perRun + 3*time.Second
-	if p.done_ > 0 {
-		per = time.Since(p.started) / time.Duration(p.done_)
+	if p.finished > 0 {
+		per = time.Since(p.started) / time.Duration(p.finished)
 	}
-	return time.Duration(p.total-p.done_) * per
+	return time.Duration(p.total-p.finished) * per
 }
 
 func (p *progress) start(preset string, ratio float64) {
 	p.runStart = time.Now()
 	fmt.Fprintf(p.w, "[%d/%d] %s at %s writes  (elapsed %s, about %s left)\n",
-		p.done_+1, p.total, preset, pctLabel(ratio), round(time.Since(p.started)), round(p.eta()))
+		p.finished+1, p.total, preset, pctLabel(ratio), round(time.Since(p.started)), round(p.eta()))
 }
 
-// loadWriter is where the load run draws its own progress line.
-func (p *progress) loadWriter() io.Writer { return p.w }
-
 func (p *progress) finish(s *load.Summary) {
-	p.done_++
+	p.finished++
 	if s == nil {
 		return
 	}
@@ -57,7 +54,7 @@ func (p *progress) finish(s *load.Summary) {
 }
 
 func (p *progress) done() {
-	fmt.Fprintf(p.w, "finished %d runs in %s\n", p.done_, round(time.Since(p.started)))
+	fmt.Fprintf(p.w, "finished %d runs in %s\n", p.finished, round(time.Since(p.started)))
 }
 
 func round(d time.Duration) time.Duration { return d.Round(time.Second) }

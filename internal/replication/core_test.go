@@ -298,7 +298,14 @@ func TestParallelFanOut(t *testing.T) {
 		done <- err
 	}()
 	// All four peers are waiting at once: the messages went out in parallel.
-	waitFor(t, "all peers to be contacted at once", func() bool {
+	releaseWhenAllWaiting(t, tc, "all peers to be contacted at once", done)
+}
+
+// releaseWhenAllWaiting waits until every held peer has exactly one call
+// waiting at its gate, releases them all, and checks the call's result.
+func releaseWhenAllWaiting(t *testing.T, tc *testCluster, what string, done <-chan error) {
+	t.Helper()
+	waitFor(t, what, func() bool {
 		for _, p := range tc.order {
 			if p.gateWaiters.Load() != 1 {
 				return false
@@ -310,7 +317,7 @@ func TestParallelFanOut(t *testing.T) {
 		p.release()
 	}
 	if err := <-done; err != nil {
-		t.Fatalf("Write: %v", err)
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 
@@ -513,20 +520,7 @@ func TestReadFansOutInParallel(t *testing.T) {
 		_, err := tc.rep.Read(bg(), "k", Options{})
 		done <- err
 	}()
-	waitFor(t, "all peers to be read at once", func() bool {
-		for _, p := range tc.order {
-			if p.gateWaiters.Load() != 1 {
-				return false
-			}
-		}
-		return true
-	})
-	for _, p := range tc.order {
-		p.release()
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("Read: %v", err)
-	}
+	releaseWhenAllWaiting(t, tc, "all peers to be read at once", done)
 }
 
 func TestFollowerWriteRedirects(t *testing.T) {

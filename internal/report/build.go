@@ -17,6 +17,7 @@ type section struct {
 // Output names the files a report build wrote.
 type Output struct {
 	HTML, PDF, JSON, Markdown string
+	ChartDir                  string
 	Charts                    []string // chart files (PNG and SVG)
 }
 
@@ -27,7 +28,7 @@ func Build(res *Results, dir string) (*Output, error) {
 		return nil, fmt.Errorf("report: no runs to report")
 	}
 	chartDir := filepath.Join(dir, "charts")
-	if err := ensureDir(chartDir); err != nil {
+	if err := os.MkdirAll(chartDir, 0o755); err != nil {
 		return nil, err
 	}
 	sections, err := charts(res)
@@ -35,7 +36,7 @@ func Build(res *Results, dir string) (*Output, error) {
 		return nil, err
 	}
 	out := &Output{HTML: filepath.Join(dir, "report.html"), PDF: filepath.Join(dir, "report.pdf"),
-		JSON: filepath.Join(dir, "report.json"), Markdown: filepath.Join(dir, "report.md")}
+		JSON: filepath.Join(dir, "report.json"), Markdown: filepath.Join(dir, "report.md"), ChartDir: chartDir}
 	for _, s := range sections {
 		for _, c := range s.Charts {
 			if err := c.Save(chartDir); err != nil {

@@ -349,6 +349,3 @@ func InversionWindow(name, title string, res *Results) (Chart, error) {
 
 // pct formats a ratio as a percentage: 0.1 -> "10%".
 func pct(r float64) string { return strconv.FormatFloat(r*100, 'g', 4, 64) + "%" }
-
-// ensureDir creates dir.
-func ensureDir(dir string) error { return os.MkdirAll(dir, 0o755) }
