@@ -307,6 +307,8 @@ func (j walJournal) Append(us ...replication.Update) error {
 	return j.log.Append(recs...)
 }
 
+func (j walJournal) Err() error { return j.log.Err() }
+
 func closeJournal(j *wal.Log) error {
 	if j == nil {
 		return nil

@@ -95,6 +95,11 @@ func (c *core) copyFrom(ctx context.Context, l *link) (int, error) {
 		return err
 	}
 	err := l.Snapshot(ctx, func(u Update) error {
+		if err := c.checkVersion(u.Version); err != nil {
+			c.met.invalid.Inc()
+			c.log.Warn("catch-up skipped an update with an invalid version", "peer", l.ID(), "key", u.Key, "err", err)
+			return nil
+		}
 		n++
 		batch = append(batch, u)
 		if len(batch) == cap(batch) {

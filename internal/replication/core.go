@@ -102,34 +102,6 @@ func (c *core) SetQuorum(w, r int) error {
 	return nil
 }
 
-// SetClusterQuorum changes W and R here and then on every peer, in parallel.
-func (c *core) SetClusterQuorum(ctx context.Context, w, r int) (ClusterQuorum, error) {
-	if err := c.SetQuorum(w, r); err != nil {
-		return ClusterQuorum{}, err
-	}
-	res := ClusterQuorum{W: w, R: r, N: c.cfg.N(), Updated: []string{c.cfg.Self}, Failed: map[string]string{}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, p := range c.links {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pctx, cancel := context.WithTimeout(ctx, c.cfg.PeerTimeout)
-			defer cancel()
-			err := p.SetQuorum(pctx, w, r)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Failed[p.ID()] = err.Error()
-				return
-			}
-			res.Updated = append(res.Updated, p.ID())
-		}()
-	}
-	wg.Wait()
-	return res, nil
-}
-
 func (c *core) effective(o Options) (w, r int, err error) {
 	w, r = c.quorums()
 	if o.W != 0 {
@@ -150,8 +122,16 @@ func (c *core) ApplyReplica(ctx context.Context, u Update) error {
 }
 
 // ApplyReplicas sleeps the apply delay once, then applies each update that
-// is newer than the copy held.
+// is newer than the copy held. Versions out of range are refused
+// (ErrInvalid) before anything is applied: a forged or corrupt version must
+// not move the clock towards wrapping or pin a key above every real write.
 func (c *core) ApplyReplicas(ctx context.Context, us []Update) error {
+	for _, u := range us {
+		if err := c.checkVersion(u.Version); err != nil {
+			c.met.invalid.Inc()
+			return fmt.Errorf("update of %q: %w", u.Key, err)
+		}
+	}
 	if !sleep(ctx, c.cfg.Delays.Apply) {
 		return ctx.Err()
 	}
@@ -161,23 +141,66 @@ func (c *core) ApplyReplicas(ctx context.Context, us []Update) error {
 	return err
 }
 
-// apply stores each update that is newer than the copy held, observes its
-// version, and journals the ones applied. It returns how many were.
+// maxCounter bounds the counter part of a version accepted from a peer:
+// 2^48 writes (nine years at a million writes a second) leaves 2^54-2^48
+// further versions before the leaderless encoding's counter could wrap,
+// so no accepted message can bring the clock near wrapping.
+const maxCounter = 1 << 48
+
+// checkVersion reports whether v could have been issued by a member of this
+// cluster: not zero, its counter within maxCounter and, in leaderless mode,
+// its tie-break a member's index.
+func (c *core) checkVersion(v uint64) error {
+	if v == 0 {
+		return fmt.Errorf("%w: version 0", ErrInvalid)
+	}
+	if v>>c.clock.shift > maxCounter {
+		return fmt.Errorf("%w: version %d is beyond any this cluster issues (counter limit %d)", ErrInvalid, v, uint64(maxCounter))
+	}
+	if idx := v & (1<<c.clock.shift - 1); c.clock.shift > 0 && idx >= uint64(c.cfg.N()) {
+		return fmt.Errorf("%w: version %d names node index %d of %d", ErrInvalid, v, idx, c.cfg.N())
+	}
+	return nil
+}
+
+// apply makes each update that is newer than the copy held visible, after
+// the write-ahead log (if any) holds it: log before visible, so a reader
+// never sees what a crash could take back, and an update whose append
+// failed is not in the store, so a retry finds it fresh and logs it again.
+// Concurrent updates of one key may both be logged; replay keeps the newest.
+// Once the log has failed (a write or fsync error) it refuses every append
+// until restart, and apply refuses every update, so the node acknowledges
+// nothing more (fail-stop, as etcd and PostgreSQL do on fsync failure). It
+// returns how many updates were applied.
 func (c *core) apply(us ...Update) (int, error) {
-	var fresh []Update
 	for _, u := range us {
 		c.clock.Observe(u.Version)
+	}
+	if j := c.cfg.Journal; j != nil {
+		if err := j.Err(); err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrStorage, err)
+		}
+		fresh := us[:0:0]
+		for _, u := range us {
+			if e, ok := c.store.Get(u.Key); !ok || e.Version < u.Version {
+				fresh = append(fresh, u)
+			}
+		}
+		if len(fresh) > 0 {
+			if err := j.Append(fresh...); err != nil {
+				c.log.Error("write-ahead log append failed: this node acknowledges nothing more until it restarts", "err", err)
+				return 0, fmt.Errorf("%w: %v", ErrStorage, err)
+			}
+		}
+		us = fresh
+	}
+	applied := 0
+	for _, u := range us {
 		if _, ok := c.store.Apply(u.Key, u.Value, u.Version); ok {
-			fresh = append(fresh, u)
+			applied++
 		}
 	}
-	if c.cfg.Journal != nil && len(fresh) > 0 {
-		if err := c.cfg.Journal.Append(fresh...); err != nil {
-			c.log.Error("write-ahead log append failed", "err", err)
-			return len(fresh), fmt.Errorf("%w: %v", ErrStorage, err)
-		}
-	}
-	return len(fresh), nil
+	return applied, nil
 }
 
 // ReadReplica sleeps the read delay, then returns the local copy. A node

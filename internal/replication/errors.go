@@ -24,11 +24,17 @@ var (
 	ErrStorage = errors.New("storage failure")
 	// ErrClosed: the node is shutting down.
 	ErrClosed = errors.New("node is shutting down")
+	// ErrRefused: a peer refused an update permanently (an answer that
+	// sending it again cannot change, e.g. over the peer's limits). A
+	// Peer's errors match it (errors.Is) for such answers; the coordinator
+	// then drops the update instead of retrying it.
+	ErrRefused = errors.New("peer refused the update permanently")
 )
 
 // QuorumError says how many copies answered against how many were needed.
 type QuorumError struct {
 	Op       string // "write" or "read"
+	Phase    string // where it failed, if not the main phase: "version query", "write-back"
 	Acks     int    // copies acknowledged, the coordinator's own included
 	Required int    // W or R
 	N        int
@@ -37,6 +43,9 @@ type QuorumError struct {
 
 func (e *QuorumError) Error() string {
 	s := fmt.Sprintf("%s quorum not reached: %d of %d required copies acknowledged (n=%d)", e.Op, e.Acks, e.Required, e.N)
+	if e.Phase != "" {
+		s = fmt.Sprintf("%s quorum not reached in its %s: %d of %d required copies answered (n=%d)", e.Op, e.Phase, e.Acks, e.Required, e.N)
+	}
 	if e.Cause != nil {
 		s += ": " + e.Cause.Error()
 	}

@@ -8,10 +8,14 @@ type metrics struct {
 	quorumFailures *prometheus.CounterVec
 	retries        prometheus.Counter
 	dropped        prometheus.Counter
+	refused        prometheus.Counter
 	pending        prometheus.Gauge
 	hints          prometheus.Gauge
 	hintsDelivered prometheus.Counter
 	readRepairs    prometheus.Counter
+	versionQueries prometheus.Counter
+	writeBacks     *prometheus.CounterVec
+	invalid        prometheus.Counter
 	batches        prometheus.Histogram
 }
 
@@ -37,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kvdb_replication_dropped_total",
 			Help: "Updates a peer missed that were dropped: hinted handoff off, hint limit reached, or past the retry window.",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvdb_replication_refused_total",
+			Help: "Updates a peer refused permanently (a 4xx answer such as 400 or 413): dropped, not retried; read repair and catch-up remain.",
+		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kvdb_replication_pending",
 			Help: "Writes whose replication to all peers is still in progress.",
@@ -53,6 +61,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kvdb_read_repairs_total",
 			Help: "Replicas brought up to date by a read that saw them behind.",
 		}),
+		versionQueries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvdb_version_queries_total",
+			Help: "Leaderless writes that first learned the key's version from N-W+1 replicas (ABD query phase).",
+		}),
+		writeBacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvdb_read_write_backs_total",
+			Help: "Quorum reads (R+W>N) that wrote the newest version back to a write quorum before answering, by result.",
+		}, []string{"result"}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvdb_replica_invalid_versions_total",
+			Help: "Updates from peers refused because their version is out of range.",
+		}),
 		batches: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kvdb_replication_batch_size",
 			Help:    "Updates per replication message to a peer.",
@@ -60,8 +80,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.replicaUpdates, m.quorumFailures, m.retries, m.dropped, m.pending,
-			m.hints, m.hintsDelivered, m.readRepairs, m.batches)
+		reg.MustRegister(m.messages, m.replicaUpdates, m.quorumFailures, m.retries, m.dropped, m.refused, m.pending,
+			m.hints, m.hintsDelivered, m.readRepairs, m.versionQueries, m.writeBacks, m.invalid, m.batches)
 	}
 	return m
 }

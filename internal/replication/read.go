@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kvdb/kvdb/internal/store"
@@ -17,13 +18,16 @@ type peerRead struct {
 
 // Read is the coordinator's read path: with R=1 the local copy; otherwise
 // the local copy and the first R-1 peers to answer (all are asked in
-// parallel), returning the highest version. Replicas seen to be behind are
-// brought up to date in the background (read repair) unless disabled.
+// parallel), returning the highest version. When R+W>N the read is
+// linearizable: if fewer than W of the copies it read hold the version it
+// returns, it first writes that version back until W replicas hold it
+// (writeBack). Otherwise replicas seen to be behind are brought up to date in
+// the background (read repair) unless disabled.
 func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, error) {
 	if !c.Ready() {
 		return ReadResult{}, ErrNotReady
 	}
-	_, r, err := c.effective(o)
+	w, r, err := c.effective(o)
 	if err != nil {
 		return ReadResult{}, err
 	}
@@ -41,7 +45,13 @@ func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, err
 				best, found = a.e, true
 			}
 		}
-		if found {
+		switch {
+		case !found:
+		case r+w > c.cfg.N():
+			if err := c.writeBack(ctx, key, best, local, answers, w); err != nil {
+				return ReadResult{}, err
+			}
+		default:
 			c.readRepair(key, best, local, answers)
 		}
 	}
@@ -70,6 +80,9 @@ func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead,
 			pctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.PeerTimeout)
 			defer cancel()
 			e, ok, err := l.Read(pctx, key)
+			if err == nil && ok {
+				err = c.checkVersion(e.Version)
+			}
 			if err != nil {
 				err = fmt.Errorf("read from %s: %w", l.ID(), err)
 			}
@@ -122,4 +135,94 @@ func (c *core) readRepair(key string, best, local store.Entry, answers []peerRea
 			c.hintFor(a.l, u, true)
 		}
 	}
+}
+
+// writeBack is the second phase of an ABD read (Cassandra's blocking read
+// repair): before a quorum read (R+W>N) returns best, it makes sure at least
+// W replicas hold it, so every later quorum read meets it. Without it a read
+// could return a write still in flight, on fewer than W replicas, and a
+// later read of R other replicas could miss it: an inversion, which is not
+// linearizable.
+//
+// The copies already read that hold best count; a local copy behind is
+// brought up to date at once (no delay: it is the coordinator's own
+// store); then best goes to every other peer in parallel and the read waits
+// until enough acknowledge. Peers it was not waiting for still get it (their
+// sends finish in the background), and a peer that fails gets it as a
+// repair hint. Replicas seen behind when no write-back is needed are
+// repaired in the background as usual. Under the paper profile a write-back
+// costs one apply delay, paid only by reads that saw a write in flight.
+func (c *core) writeBack(ctx context.Context, key string, best, local store.Entry, answers []peerRead, w int) error {
+	u := Update{Key: key, Value: best.Value, Version: best.Version}
+	held := map[*link]bool{}
+	have := 0
+	for _, a := range answers {
+		if a.ok && a.e.Version >= best.Version {
+			held[a.l] = true
+			have++
+		}
+	}
+	if local.Version >= best.Version {
+		have++
+	} else if _, err := c.apply(u); err != nil {
+		return err
+	} else {
+		c.met.readRepairs.Inc()
+		have++ // the store holds best or newer now
+	}
+	if have >= w {
+		c.readRepair(key, best, local, answers)
+		return nil
+	}
+	if !c.admit() {
+		return ErrClosed
+	}
+	var targets []*link
+	for _, l := range c.links {
+		if !held[l] {
+			targets = append(targets, l)
+		}
+	}
+	results := make(chan error, len(targets))
+	c.pending.Add(1)
+	c.met.pending.Inc()
+	go func() {
+		defer c.finishTask()
+		var wg sync.WaitGroup
+		for _, l := range targets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := c.send(l, u)
+				if err != nil {
+					c.hintFor(l, u, true)
+				} else {
+					c.met.readRepairs.Inc()
+				}
+				results <- err
+			}()
+		}
+		wg.Wait()
+	}()
+	need, failed := w-have, 0
+	var lastErr error
+	for acked := 0; acked < need; {
+		select {
+		case err := <-results:
+			if err == nil {
+				acked++
+				continue
+			}
+			failed, lastErr = failed+1, err
+			if len(targets)-failed < need {
+				c.met.writeBacks.WithLabelValues("failed").Inc()
+				return &QuorumError{Op: "read", Phase: "write-back", Acks: have + acked, Required: w, N: c.cfg.N(), Cause: lastErr}
+			}
+		case <-ctx.Done():
+			c.met.writeBacks.WithLabelValues("failed").Inc()
+			return &QuorumError{Op: "read", Phase: "write-back", Acks: have + acked, Required: w, N: c.cfg.N(), Cause: ctx.Err()}
+		}
+	}
+	c.met.writeBacks.WithLabelValues("ok").Inc()
+	return nil
 }

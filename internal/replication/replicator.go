@@ -39,9 +39,12 @@ type Peer interface {
 }
 
 // Journal persists applied updates (a write-ahead log). Append returns
-// once the updates are as durable as its policy promises.
+// once the updates are as durable as its policy promises. Err returns the
+// failure that stopped the journal, if any: once an append or fsync has
+// failed the journal refuses everything until the node restarts.
 type Journal interface {
 	Append(us ...Update) error
+	Err() error
 }
 
 // Options override W or R for one request; zero keeps the configured value.
@@ -79,12 +82,16 @@ type Info struct {
 	Delays Delays `json:"delays"`
 }
 
-// ClusterQuorum reports a cluster-wide change of W and R.
+// ClusterQuorum reports a cluster-wide change of W and R, node by node.
 type ClusterQuorum struct {
 	W, R, N int
-	Updated []string          // nodes that took the change, this one included
-	Failed  map[string]string // nodes that could not be reached, with the error
+	Updated []string          // nodes that confirmed the change, this one first
+	Failed  map[string]string // nodes that certainly did not take it, with the error
+	Unknown map[string]string // nodes whose call was sent but not answered in time
 }
+
+// Complete reports whether every node confirmed the change.
+func (q ClusterQuorum) Complete() bool { return len(q.Failed) == 0 && len(q.Unknown) == 0 }
 
 // Replicator is one node's replication engine. The HTTP layer calls it; the
 // two architectures implement it over a shared core.

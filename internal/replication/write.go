@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -20,6 +21,9 @@ func (c *core) write(ctx context.Context, key, value string, o Options) (WriteRe
 	}
 	w, _, err := c.effective(o)
 	if err != nil {
+		return WriteResult{}, err
+	}
+	if err := c.learnVersion(ctx, key, w); err != nil {
 		return WriteResult{}, err
 	}
 	v := c.clock.Next()
@@ -56,6 +60,51 @@ func (c *core) write(ctx context.Context, key, value string, o Options) (WriteRe
 		}
 	}
 	return res, nil
+}
+
+// learnVersion is the query phase of multi-writer ABD (Lynch and Shvartsman's
+// extension of Attiya, Bar-Noy and Dolev's register), which leaderless
+// coordinators need before they pick a version. Another coordinator's
+// acknowledged write of key is held by at least W replicas; reading the
+// version from N-W+1 of them (this node included) meets at least one, and
+// the Lamport clock then issues a version above it, so a write that begins
+// after another was acknowledged always wins. Without it a coordinator whose
+// clock had not yet seen the newer write would issue a lower version and be
+// acknowledged by replicas that keep the older write.
+//
+// The query size uses the smaller of this write's W and the configured W, so
+// a write with a raised ?w= still meets writes made at the configured W; a
+// write acknowledged with a ?w= below the configured W is met only by
+// queries of writes at its own W (the price of choosing a weaker W, as with
+// Cassandra's per-request levels).
+//
+// A leader issues its versions from one counter, and with W=N this node's
+// own copy already holds every acknowledged write, so neither asks its
+// peers. Under the paper profile the query costs one peer read delay.
+func (c *core) learnVersion(ctx context.Context, key string, w int) error {
+	if c.cfg.Mode != Leaderless {
+		return nil
+	}
+	cw, _ := c.quorums()
+	need := c.cfg.N() - min(w, cw) // peers, besides this node
+	if need <= 0 {
+		return nil
+	}
+	answers, err := c.readPeers(ctx, key, need)
+	if err != nil {
+		var qe *QuorumError
+		if errors.As(err, &qe) {
+			return &QuorumError{Op: "write", Phase: "version query", Acks: qe.Acks, Required: need + 1, N: qe.N, Cause: qe.Cause}
+		}
+		return err
+	}
+	for _, a := range answers {
+		if a.ok {
+			c.clock.Observe(a.e.Version)
+		}
+	}
+	c.met.versionQueries.Inc()
+	return nil
 }
 
 // admit registers a write with the background wait group unless the node

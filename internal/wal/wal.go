@@ -58,6 +58,9 @@ type Config struct {
 	Interval time.Duration
 	// Logger receives recovery notes (default: discard).
 	Logger *slog.Logger
+
+	// syncFile replaces f.Sync (tests inject fsync failures).
+	syncFile func(*os.File) error
 }
 
 // SetDefaults fills zero fields.
@@ -105,7 +108,9 @@ type Log struct {
 	mu      sync.Mutex
 	buf     []byte
 	written uint64 // records appended
-	err     error  // sticky write error
+	err     error  // sticky: the first failed write or fsync
+	// sync flushes the file to disk (f.Sync; tests inject failures).
+	sync func() error
 
 	syncMu   sync.Mutex
 	synced   uint64 // records known durable
@@ -141,7 +146,10 @@ func Open(cfg Config, replay func(Record), live func(emit func(Record))) (*Log, 
 		return nil, fmt.Errorf("wal: %w", err)
 	}
 	cfg.Logger.Info("write-ahead log opened", "path", path, "replayed", n, "fsync", cfg.Sync)
-	l := &Log{cfg: cfg, f: f, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{cfg: cfg, f: f, sync: f.Sync, stop: make(chan struct{}), done: make(chan struct{})}
+	if cfg.syncFile != nil {
+		l.sync = func() error { return cfg.syncFile(f) }
+	}
 	l.syncCond = sync.NewCond(&l.syncMu)
 	if cfg.Sync == SyncInterval {
 		go l.syncLoop()
@@ -289,6 +297,9 @@ func (l *Log) waitSynced(n uint64) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	for l.synced < n {
+		if err := l.Err(); err != nil {
+			return err
+		}
 		if l.syncing {
 			l.syncCond.Wait()
 			continue
@@ -298,17 +309,45 @@ func (l *Log) waitSynced(n uint64) error {
 		l.mu.Lock()
 		upto := l.written
 		l.mu.Unlock()
-		err := l.f.Sync()
+		err := l.fsync()
 		l.syncMu.Lock()
 		l.syncing = false
+		l.syncCond.Broadcast()
 		if err != nil {
-			l.syncCond.Broadcast()
-			return fmt.Errorf("wal: fsync: %w", err)
+			return err
 		}
 		l.synced = max(l.synced, upto)
-		l.syncCond.Broadcast()
 	}
 	return nil
+}
+
+// fsync flushes the file and latches a failure: after a failed fsync the
+// kernel may have dropped the dirty pages, so a later fsync that succeeds
+// proves nothing about the records before it (the "fsyncgate" lesson
+// PostgreSQL learned in 2018). Every later Append fails until the log is
+// reopened, which replays what the file really holds.
+func (l *Log) fsync() error {
+	if err := l.sync(); err != nil {
+		l.fail(fmt.Errorf("wal: fsync: %w", err))
+		return l.Err()
+	}
+	return nil
+}
+
+// fail latches err as the log's permanent error (the first one wins).
+func (l *Log) fail(err error) {
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = err
+	}
+	l.mu.Unlock()
+}
+
+// Err returns the failure that stopped the log (nil while it is healthy).
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
 }
 
 func (l *Log) syncLoop() {
@@ -320,8 +359,9 @@ func (l *Log) syncLoop() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			if err := l.f.Sync(); err != nil {
-				l.cfg.Logger.Error("wal: periodic fsync failed", "err", err)
+			if err := l.fsync(); err != nil {
+				l.cfg.Logger.Error("wal: periodic fsync failed; the log refuses appends until restart", "err", err)
+				return
 			}
 		}
 	}
@@ -333,5 +373,5 @@ func (l *Log) Close() error {
 	<-l.done
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return errors.Join(l.f.Sync(), l.f.Close())
+	return errors.Join(l.sync(), l.f.Close())
 }

@@ -1,11 +1,13 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // open opens the log in dir and returns it with the records replayed.
@@ -192,4 +194,50 @@ func FuzzReplay(f *testing.F) {
 			t.Fatalf("reopened log replays %v, first open replayed %v", second, first)
 		}
 	})
+}
+
+// A failed fsync is latched: the kernel may have dropped the dirty pages,
+// so a later fsync that succeeds proves nothing about the records before
+// it. Every later Append fails until the log is reopened, under both
+// policies that fsync.
+func TestFsyncFailureIsLatched(t *testing.T) {
+	for _, policy := range []string{SyncAlways, SyncInterval} {
+		t.Run(policy, func(t *testing.T) {
+			injected := errors.New("EIO")
+			var mu sync.Mutex
+			fail := true
+			cfg := Config{Dir: t.TempDir(), Sync: policy, Interval: 10 * time.Millisecond, syncFile: func(*os.File) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if fail {
+					return injected
+				}
+				return nil
+			}}
+			l, err := Open(cfg, func(Record) {}, func(func(Record)) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if policy == SyncAlways {
+				if err := l.Append(Record{Key: "a", Value: "1", Version: 1}); !errors.Is(err, injected) {
+					t.Fatalf("append with a failing fsync = %v, want the fsync error", err)
+				}
+			} else {
+				deadline := time.Now().Add(5 * time.Second)
+				for l.Err() == nil && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond) // polling the condition: the periodic fsync fails
+				}
+			}
+			mu.Lock()
+			fail = false
+			mu.Unlock()
+			if err := l.Append(Record{Key: "b", Value: "2", Version: 2}); !errors.Is(err, injected) {
+				t.Fatalf("append after a failed fsync = %v, want the latched fsync error", err)
+			}
+			if !errors.Is(l.Err(), injected) {
+				t.Fatalf("Err() = %v, want the fsync error", l.Err())
+			}
+		})
+	}
 }
