@@ -4,13 +4,30 @@
 // distribution of intervals between a write and a later read of the same
 // key.
 //
-// Definitions, per key, using the times the history records:
+// Definitions, per key, by real-time order (the send and done times the
+// history records), never by version numbers, which a faulty server may
+// assign out of order:
 //
-//   - A stale read is a successful read (200, or 404 = absent, version 0)
-//     that returns a version lower than the highest version acknowledged
-//     (set answered 201) by a write that finished before the read was sent.
-//   - An inversion is a successful read that returns a lower version than
-//     some other successful read that finished before it was sent.
+//   - A successful read (200, or 404) returns a write: the one that wrote
+//     its value (values are unique within a run; if one repeats, the
+//     writes of it are narrowed by the version the read returned, and the
+//     read is judged by whichever of the rest suits it best), or for a 404
+//     the initial absent state, which precedes every write. Writes that
+//     may have taken effect are those acknowledged (201), which took
+//     effect by their acknowledgement, and those with an unknown outcome,
+//     which may take effect at any time after they were sent (concurrent
+//     with everything later). A read whose value no such write sent
+//     before the read finished is unexplained: neither stale nor an
+//     inversion, and illegal for porcupine.
+//   - A stale read returns neither the last write acknowledged before the
+//     read began nor a write concurrent with the read: some write
+//     acknowledged before the read was sent began after the returned
+//     write had finished (writes that overlap each other are unordered, so
+//     any of the last ones will do). A 404 after an acknowledged write is
+//     stale, and so is the value of an older write with a higher version.
+//   - An inversion is a read that returns older data than a read that
+//     finished before it was sent: the write it returned had finished
+//     before the write the earlier read returned began.
 //   - Linearizability: each key is a register whose initial state is
 //     "absent". Reads and definitely-failed writes (dropped, 3xx, 4xx) that
 //     did not succeed are left out; writes whose outcome is unknown
