@@ -27,7 +27,7 @@ import (
 // Config configures an experiment.
 type Config struct {
 	// Configs are the cluster presets to run (default w5r1, w1r5, w3r3,
-	// leaderless).
+	// leaderless, leaderless-w3r3).
 	Configs []string
 	// Ratios are the write ratios (default 0.01, 0.1, 0.5, 0.9).
 	Ratios []float64
@@ -59,7 +59,7 @@ var ErrInvalidConfig = errors.New("invalid experiment configuration")
 
 // DefaultConfigs and DefaultRatios are the matrix DESIGN asks for.
 var (
-	defaultConfigs = []string{"w5r1", "w1r5", "w3r3", "leaderless"}
+	defaultConfigs = []string{"w5r1", "w1r5", "w3r3", "leaderless", "leaderless-w3r3"}
 	defaultRatios  = []float64{0.01, 0.1, 0.5, 0.9}
 )
 

@@ -112,7 +112,7 @@ func bestLeaderFollower(res *Results) (Paragraph, bool) {
 
 type consistencyTotals struct {
 	cfg                   string
-	rw, n                 int
+	rw, n, r              int
 	stale, inv, reads     int
 	nonLin, checked, runs int
 }
@@ -126,7 +126,7 @@ func totals(res *Results) []consistencyTotals {
 			if r.Config != cfg {
 				continue
 			}
-			t.rw, t.n = r.R+r.W, r.N
+			t.rw, t.n, t.r = r.R+r.W, r.N, r.R
 			t.stale += r.StaleReads
 			t.inv += r.Inversions
 			t.reads += r.Read.Count
@@ -145,8 +145,11 @@ func totals(res *Results) []consistencyTotals {
 
 func consistency(res *Results) Paragraph {
 	var b strings.Builder
-	var overlapClean, overlapStale []string
+	var overlapClean, overlapStale, byDesign []string
 	for _, t := range totals(res) {
+		if t.r == 1 && t.rw > t.n && (t.nonLin > 0 || t.inv > 0) {
+			byDesign = append(byDesign, t.cfg)
+		}
 		verdict := "not checked"
 		if t.checked > 0 {
 			verdict = fmt.Sprintf("not linearizable in %d of %d checked runs", t.nonLin, t.checked)
@@ -169,13 +172,17 @@ func consistency(res *Results) Paragraph {
 		}
 	}
 	b.WriteString(windowSentences(res))
+	if len(byDesign) > 0 {
+		fmt.Fprintf(&b, "%s %s not linearizable by design: with W=N and R=1 a replica applies a write, and serves it to reads, before the coordinator acknowledges it, so a later read at a replica the write has not reached yet returns the older value. ",
+			strings.Join(byDesign, " and "), map[bool]string{true: "is", false: "are"}[len(byDesign) == 1])
+	}
 	switch {
 	case len(overlapStale) == 0 && len(overlapClean) > 0:
 		fmt.Fprintf(&b, "Every config whose read and write quorums overlap (R+W>N: %s) showed zero stale reads, as quorum intersection promises. ", strings.Join(overlapClean, ", "))
 	case len(overlapStale) > 0:
 		fmt.Fprintf(&b, "Stale reads appeared despite R+W>N in %s: a read that overlaps a write still in progress, or a read outside the quorum path, can miss it. ", strings.Join(overlapStale, ", "))
 	}
-	b.WriteString("A stale read returns a version older than one already acknowledged when the read began; an inversion is a read that returns older data than a read that finished before it began, which quorum overlap alone does not prevent while a write is in flight.")
+	b.WriteString("A stale read returns neither the last write acknowledged before it began nor a write concurrent with it (decided by real-time order, not version numbers); an inversion is a read that returns older data than a read that finished before it began, which quorum overlap alone does not prevent while a write is in flight: quorum reads (R>1, R+W>N) therefore write the newest version back to W replicas before they answer.")
 	return Paragraph{Heading: "Consistency: stale reads, inversions, linearizability", Text: b.String()}
 }
 
