@@ -18,7 +18,7 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 	fs := newFlagSet("experiment", "[flags]", env.Stderr, false)
 	var (
 		cfg     experiment.Config
-		configs = "w5r1,w1r5,w3r3,leaderless"
+		configs = "w5r1,w1r5,w3r3,leaderless,leaderless-w3r3"
 		ratios  = "1,10,50,90"
 		delays  = delaysFlag{replication.PaperDelays()}
 		seed    uint64
