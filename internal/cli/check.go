@@ -112,9 +112,17 @@ func printCheck(w io.Writer, path string, ops []history.Op, res check.Result) {
 	}
 }
 
+// printAnomalies names, for each example, what the read returned and the
+// newer data (by real time, not version) it missed.
 func printAnomalies(w io.Writer, xs []check.Anomaly, newer string) {
 	for _, a := range xs {
-		fmt.Fprintf(w, "  key %s: read #%d at %s got version %d, but version %d was %s %.1f ms before (#%d)\n",
-			a.Key, a.Seq, a.Node, a.Got, a.Newer, newer, a.LagMs, a.NewerSeq)
+		got := "absent (404)"
+		if a.GotWriteSeq >= 0 {
+			got = fmt.Sprintf("write #%d (version %d)", a.GotWriteSeq, a.Got)
+		} else if a.Got != 0 {
+			got = fmt.Sprintf("version %d", a.Got)
+		}
+		fmt.Fprintf(w, "  key %s: read #%d at %s returned %s, but #%d (version %d), newer in real time, was %s %.1f ms before\n",
+			a.Key, a.Seq, a.Node, got, a.NewerSeq, a.Newer, newer, a.LagMs)
 	}
 }

@@ -44,7 +44,7 @@ func TestCheckNotLinearizable(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"inversions: 1", "linearizable: NO", "key x: read #2 at n5 got version 0"} {
+	for _, want := range []string{"inversions: 1", "linearizable: NO", "key x: read #2 at n5 returned absent (404)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
