@@ -448,7 +448,9 @@ func TestRead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tc := newTestCluster(t, 5, func(c *Config) { c.R = tt.r })
+			// W=1: these cases are about the read phase; the write-back
+			// of quorum reads (R+W>N) has tests of its own.
+			tc := newTestCluster(t, 5, func(c *Config) { c.R, c.W = tt.r, 1 })
 			if tt.local != 0 {
 				tc.st.Apply("k", fmt.Sprint("v", tt.local), tt.local)
 			}

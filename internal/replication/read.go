@@ -170,7 +170,8 @@ func (c *core) writeBack(ctx context.Context, key string, best, local store.Entr
 		c.met.readRepairs.Inc()
 		have++ // the store holds best or newer now
 	}
-	if have >= w {
+	target := writeBackTarget(w, c.cfg.N())
+	if have >= target {
 		c.readRepair(key, best, local, answers)
 		return nil
 	}
@@ -204,7 +205,7 @@ func (c *core) writeBack(ctx context.Context, key string, best, local store.Entr
 		}
 		wg.Wait()
 	}()
-	need, failed := w-have, 0
+	need, failed := target-have, 0
 	var lastErr error
 	for acked := 0; acked < need; {
 		select {
@@ -216,13 +217,22 @@ func (c *core) writeBack(ctx context.Context, key string, best, local store.Entr
 			failed, lastErr = failed+1, err
 			if len(targets)-failed < need {
 				c.met.writeBacks.WithLabelValues("failed").Inc()
-				return &QuorumError{Op: "read", Phase: "write-back", Acks: have + acked, Required: w, N: c.cfg.N(), Cause: lastErr}
+				return &QuorumError{Op: "read", Phase: "write-back", Acks: have + acked, Required: target, N: c.cfg.N(), Cause: lastErr}
 			}
 		case <-ctx.Done():
 			c.met.writeBacks.WithLabelValues("failed").Inc()
-			return &QuorumError{Op: "read", Phase: "write-back", Acks: have + acked, Required: w, N: c.cfg.N(), Cause: ctx.Err()}
+			return &QuorumError{Op: "read", Phase: "write-back", Acks: have + acked, Required: target, N: c.cfg.N(), Cause: ctx.Err()}
 		}
 	}
 	c.met.writeBacks.WithLabelValues("ok").Inc()
 	return nil
 }
+
+// writeBackTarget is how many replicas must hold what a quorum read returns
+// before it answers: W, so that every later read of R' replicas with
+// R'+W>N meets one of them. With W=N it is N-1: the only later reads that
+// N-1 holders could miss read R'=1 replica, and R=1 reads under W=N are not
+// linearizable anyway (a replica serves a write before it is
+// acknowledged), so asking for all N would only make quorum reads fail
+// whenever one node is down, with nothing gained.
+func writeBackTarget(w, n int) int { return min(w, n-1) }
