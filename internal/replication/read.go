@@ -35,7 +35,7 @@ func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, err
 	best := local
 	copies := 1
 	if r > 1 {
-		answers, err := c.readPeers(ctx, key, r-1)
+		answers, late, err := c.readPeers(ctx, key, r-1)
 		if err != nil {
 			return ReadResult{}, err
 		}
@@ -48,7 +48,7 @@ func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, err
 		switch {
 		case !found:
 		case r+w > c.cfg.N():
-			if err := c.writeBack(ctx, key, best, local, answers, w); err != nil {
+			if err := c.writeBack(ctx, key, best, local, answers, late, w); err != nil {
 				return ReadResult{}, err
 			}
 		default:
@@ -65,13 +65,15 @@ func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, err
 
 // readPeers asks every peer for key in parallel and returns the first need
 // answers, or a QuorumError once need answers are no longer possible or
-// PeerTimeout (or ctx) runs out.
+// PeerTimeout (or ctx) runs out. The answers of the peers still running
+// arrive later on the returned channel, which is buffered for all of them,
+// so nobody has to read it.
 //
 // The peer reads still running when it returns are not cancelled: they end
 // by themselves within PeerTimeout. Cancelling an HTTP/1.1 request closes
 // its keep-alive connection, so cutting the stragglers short would make
 // every quorum read dial new connections.
-func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead, error) {
+func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead, <-chan peerRead, error) {
 	timer := time.NewTimer(c.cfg.PeerTimeout)
 	defer timer.Stop()
 	ch := make(chan peerRead, len(c.links))
@@ -92,9 +94,9 @@ func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead,
 	var answers []peerRead
 	failed := 0
 	var lastErr error
-	fail := func(cause error) ([]peerRead, error) {
+	fail := func(cause error) ([]peerRead, <-chan peerRead, error) {
 		c.met.quorumFailures.WithLabelValues("read").Inc()
-		return nil, &QuorumError{Op: "read", Acks: 1 + len(answers), Required: need + 1, N: c.cfg.N(), Cause: cause}
+		return nil, nil, &QuorumError{Op: "read", Acks: 1 + len(answers), Required: need + 1, N: c.cfg.N(), Cause: cause}
 	}
 	for len(answers) < need {
 		select {
@@ -114,7 +116,7 @@ func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead,
 			return fail(ctx.Err())
 		}
 	}
-	return answers, nil
+	return answers, ch, nil
 }
 
 // readRepair sends best to every replica read that was behind it, and
@@ -138,40 +140,40 @@ func (c *core) readRepair(key string, best, local store.Entry, answers []peerRea
 }
 
 // writeBack is the second phase of an ABD read (Cassandra's blocking read
-// repair): before a quorum read (R+W>N) returns best, it makes sure at least
-// W replicas hold it, so every later quorum read meets it. Without it a read
-// could return a write still in flight, on fewer than W replicas, and a
-// later read of R other replicas could miss it: an inversion, which is not
-// linearizable.
+// repair): before a quorum read (R+W>N) returns best, it makes sure enough
+// replicas hold it (writeBackTarget: W, or N-1 when W=N) that every later
+// quorum read meets it. Without it a read could return a write still in
+// flight, on fewer than W replicas, and a later read of R other replicas
+// could miss it: an inversion, which is not linearizable.
 //
-// The copies already read that hold best count; a local copy behind is
-// brought up to date at once (no delay: it is the coordinator's own
-// store); then best goes to every other peer in parallel and the read waits
-// until enough acknowledge. Peers it was not waiting for still get it (their
-// sends finish in the background), and a peer that fails gets it as a
-// repair hint. Replicas seen behind when no write-back is needed are
-// repaired in the background as usual. Under the paper profile a write-back
-// costs one apply delay, paid only by reads that saw a write in flight.
-func (c *core) writeBack(ctx context.Context, key string, best, local store.Entry, answers []peerRead, w int) error {
+// The copies already read that hold best (or newer) count; a local copy
+// behind is brought up to date at once (no delay: it is the coordinator's
+// own store). If that is not enough, best goes to every peer not known to
+// hold it, in parallel, while the answers of the peers the read phase did
+// not wait for keep arriving (late): a replica counts once, whether a late
+// answer shows it already holds best or it acknowledges the write-back. So a
+// read that merely reached the replicas an acknowledged write has not yet
+// reached answers as soon as the other peers' reads show the write at W,
+// and only a read that met a write still in flight waits for the
+// write-back's apply. Sends it no longer waits for finish in the
+// background; a peer that fails gets best as a repair hint.
+func (c *core) writeBack(ctx context.Context, key string, best, local store.Entry, answers []peerRead, late <-chan peerRead, w int) error {
 	u := Update{Key: key, Value: best.Value, Version: best.Version}
-	held := map[*link]bool{}
-	have := 0
+	holds := map[*link]bool{}
 	for _, a := range answers {
 		if a.ok && a.e.Version >= best.Version {
-			held[a.l] = true
-			have++
+			holds[a.l] = true
 		}
 	}
-	if local.Version >= best.Version {
-		have++
-	} else if _, err := c.apply(u); err != nil {
-		return err
-	} else {
+	if local.Version < best.Version {
+		if _, err := c.apply(u); err != nil {
+			return err
+		}
 		c.met.readRepairs.Inc()
-		have++ // the store holds best or newer now
 	}
+	have := func() int { return 1 + len(holds) } // the local copy holds best now
 	target := writeBackTarget(w, c.cfg.N())
-	if have >= target {
+	if have() >= target {
 		c.readRepair(key, best, local, answers)
 		return nil
 	}
@@ -180,11 +182,15 @@ func (c *core) writeBack(ctx context.Context, key string, best, local store.Entr
 	}
 	var targets []*link
 	for _, l := range c.links {
-		if !held[l] {
+		if !holds[l] {
 			targets = append(targets, l)
 		}
 	}
-	results := make(chan error, len(targets))
+	type ack struct {
+		l   *link
+		err error
+	}
+	acks := make(chan ack, len(targets))
 	c.pending.Add(1)
 	c.met.pending.Inc()
 	go func() {
@@ -200,28 +206,44 @@ func (c *core) writeBack(ctx context.Context, key string, best, local store.Entr
 				} else {
 					c.met.readRepairs.Inc()
 				}
-				results <- err
+				acks <- ack{l, err}
 			}()
 		}
 		wg.Wait()
 	}()
-	need, failed := target-have, 0
+	failed := map[*link]bool{}
 	var lastErr error
-	for acked := 0; acked < need; {
+	lateLeft := len(c.links) - len(answers)
+	for have() < target {
+		lost := 0
+		for l := range failed {
+			if !holds[l] {
+				lost++
+			}
+		}
+		if 1+len(c.links)-lost < target {
+			c.met.writeBacks.WithLabelValues("failed").Inc()
+			return &QuorumError{Op: "read", Phase: "write-back", Acks: have(), Required: target, N: c.cfg.N(), Cause: lastErr}
+		}
+		var lateCh <-chan peerRead
+		if lateLeft > 0 {
+			lateCh = late
+		}
 		select {
-		case err := <-results:
-			if err == nil {
-				acked++
+		case a := <-acks:
+			if a.err != nil {
+				failed[a.l], lastErr = true, a.err
 				continue
 			}
-			failed, lastErr = failed+1, err
-			if len(targets)-failed < need {
-				c.met.writeBacks.WithLabelValues("failed").Inc()
-				return &QuorumError{Op: "read", Phase: "write-back", Acks: have + acked, Required: target, N: c.cfg.N(), Cause: lastErr}
+			holds[a.l] = true
+		case a := <-lateCh:
+			lateLeft--
+			if a.err == nil && a.ok && a.e.Version >= best.Version {
+				holds[a.l] = true
 			}
 		case <-ctx.Done():
 			c.met.writeBacks.WithLabelValues("failed").Inc()
-			return &QuorumError{Op: "read", Phase: "write-back", Acks: have + acked, Required: target, N: c.cfg.N(), Cause: ctx.Err()}
+			return &QuorumError{Op: "read", Phase: "write-back", Acks: have(), Required: target, N: c.cfg.N(), Cause: ctx.Err()}
 		}
 	}
 	c.met.writeBacks.WithLabelValues("ok").Inc()

@@ -90,7 +90,7 @@ func (c *core) learnVersion(ctx context.Context, key string, w int) error {
 	if need <= 0 {
 		return nil
 	}
-	answers, err := c.readPeers(ctx, key, need)
+	answers, _, err := c.readPeers(ctx, key, need)
 	if err != nil {
 		var qe *QuorumError
 		if errors.As(err, &qe) {
