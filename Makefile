@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/kvdb
 PKGS    ?= ./...
 
-.PHONY: build test vet fmt-check bench cluster experiment clean
+.PHONY: build test vet fmt-check robustness bench cluster experiment clean
 
 build: ## build bin/kvdb
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/kvdb
@@ -16,6 +16,13 @@ fmt-check:
 
 test: fmt-check vet ## the whole test suite, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# The long randomized linearizability test: ROBUSTNESS_SEEDS seeds per config, ROBUSTNESS_DURATION of traffic per run.
+ROBUSTNESS_SEEDS    ?= 200
+ROBUSTNESS_DURATION ?= 2s
+robustness: ## the long robustness test: every config x ROBUSTNESS_SEEDS seeds, faults, porcupine
+	$(GO) test -count=1 -timeout 3h -parallel 4 -run TestRobustness ./internal/cluster/ \
+		-robustness.seeds=$(ROBUSTNESS_SEEDS) -robustness.duration=$(ROBUSTNESS_DURATION)
 
 bench: ## Go benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -1,0 +1,414 @@
+package cluster_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kvdb/kvdb/internal/check"
+	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/history"
+	"github.com/kvdb/kvdb/internal/load"
+	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/transport"
+)
+
+// The robustness test (issue 10), in the manner of etcd's tests/robustness:
+// per config and seed, an in-process cluster, 4-6 concurrent clients doing
+// random gets and sets on 3-5 keys (every value unique), one failpoint in
+// the middle of the traffic (drop, delay, isolate, partition, restart), then
+// every fault healed and replication drained, and three verdicts:
+//
+//  1. porcupine (per-key register, unknown-outcome writes may or may not
+//     take effect) says linearizable, for every config that promises it;
+//  2. every acknowledged write is readable afterwards: an R=N read of each
+//     key, from every node, returns the last acknowledged write or one
+//     concurrent with it or of unknown outcome (by real-time order, not by
+//     version numbers);
+//  3. the replicas converge: every node's local copy is the same, and
+//     passes the same test as 2.
+//
+// The short subset (a few seeds per config) runs in `make test`; the long
+// one is `make robustness` (see the README). A failure prints the command
+// that reruns its seed, and keeps porcupine's visualization and the history.
+var (
+	robustSeed     = flag.Uint64("robustness.seed", 0, "robustness test: run only this seed (0: seeds 1..robustness.seeds)")
+	robustSeeds    = flag.Int("robustness.seeds", 2, "robustness test: seeds per config")
+	robustDuration = flag.Duration("robustness.duration", time.Second, "robustness test: traffic per run")
+)
+
+// robustTarget is a config under test and what it promises.
+type robustTarget struct {
+	name   string
+	preset string
+	// leaderReads sends every read to the leader.
+	leaderReads bool
+	// linearizable: porcupine must accept every history. Otherwise only
+	// the promises about acknowledged writes and convergence are checked
+	// (R=1 reads from any replica may show a write before it is
+	// acknowledged, by design).
+	linearizable bool
+}
+
+var robustTargets = []robustTarget{
+	{name: "w1r5", preset: "w1r5", linearizable: true},
+	{name: "w3r3", preset: "w3r3", linearizable: true},
+	{name: "w5r1-leader-reads", preset: "w5r1", leaderReads: true, linearizable: true},
+	{name: "leaderless-w3r3", preset: "leaderless-w3r3", linearizable: true},
+	{name: "w5r1", preset: "w5r1"},
+	{name: "leaderless", preset: "leaderless"},
+}
+
+func TestRobustness(t *testing.T) {
+	if *robustSeeds < 1 || *robustDuration <= 0 {
+		t.Fatalf("-robustness.seeds=%d and -robustness.duration=%v must be positive", *robustSeeds, *robustDuration)
+	}
+	seeds := []uint64{*robustSeed}
+	if *robustSeed == 0 {
+		seeds = seeds[:0]
+		for s := range *robustSeeds {
+			seeds = append(seeds, uint64(s+1))
+		}
+	}
+	for ti, tg := range robustTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			for _, seed := range seeds {
+				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+					t.Parallel()
+					runRobustness(t, tg, ti, seed)
+				})
+			}
+		})
+	}
+}
+
+// robustRun is one run's plan, all drawn from the seed.
+type robustRun struct {
+	seed       uint64
+	delays     replication.Delays
+	clients    int
+	keys       int
+	writeRatio float64
+	fault      failpoint
+}
+
+func (r robustRun) String() string {
+	return fmt.Sprintf("seed=%d delays=%s clients=%d keys=%d writes=%.0f%% fault=%s window=%v..%v",
+		r.seed, r.delays.Name, r.clients, r.keys, 100*r.writeRatio, r.fault, r.fault.from.Round(time.Millisecond), r.fault.to.Round(time.Millisecond))
+}
+
+const (
+	robustN              = 5
+	robustPeerTimeout    = 300 * time.Millisecond
+	robustRequestTimeout = time.Second
+	robustClientTimeout  = 2 * time.Second
+	robustMaxOps         = 500 // per client and run
+)
+
+func runRobustness(t *testing.T, tg robustTarget, ti int, seed uint64) {
+	h := fnv.New64a()
+	io.WriteString(h, tg.name)
+	rng := rand.New(rand.NewPCG(seed, h.Sum64()))
+	dur := *robustDuration
+	preset, err := cluster.LookupPreset(tg.preset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaderFollower := preset.Mode == replication.LeaderFollower
+	// Consecutive seeds cycle through every fault for each config (shifted
+	// per config, so that a few seeds cover them all); the rest is random.
+	kind := faultKinds[(int(seed%uint64(len(faultKinds)))+ti)%len(faultKinds)]
+	run := robustRun{seed: seed, delays: replication.NoDelays(), clients: 4 + rng.IntN(3), keys: 3 + rng.IntN(3), writeRatio: 0.3 + 0.4*rng.Float64()}
+	if rng.IntN(2) == 0 {
+		// The paper profile scaled down: sequential replication with real
+		// windows between a write's first copy and its acknowledgement.
+		run.delays = replication.PaperDelays().Scale(0.05)
+	}
+	run.fault = pickFailpoint(rng, kind, robustN, leaderFollower, dur, robustPeerTimeout)
+	rerun := fmt.Sprintf("go test -count=1 -v -run 'TestRobustness/^%s$/' ./internal/cluster/ -robustness.seed=%d -robustness.duration=%v", tg.name, seed, dur)
+	t.Logf("%s: %s", tg.name, run)
+
+	faults := transport.NewFaults()
+	c := start(t, cluster.Config{Preset: tg.preset, N: robustN, Delays: run.delays, Faults: faults,
+		PeerTimeout: robustPeerTimeout, RequestTimeout: robustRequestTimeout})
+	hc := load.NewHTTPClient(2 * run.clients)
+	t.Cleanup(hc.CloseIdleConnections)
+	urls := c.URLs()
+	tr := &traffic{cl: load.NewClient(hc), urls: urls, leaderReads: tg.leaderReads,
+		writeRatio: run.writeRatio, maxOps: robustMaxOps, timeout: robustClientTimeout}
+	if leaderFollower {
+		tr.leader = urls[0]
+	}
+	for k := range run.keys {
+		tr.keys = append(tr.keys, fmt.Sprintf("k%d", k))
+	}
+
+	// Traffic and the failpoint.
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	t0 := time.Now()
+	tr.clock = usClock{t0}
+	faultErr := make(chan error, 1)
+	go func() { faultErr <- run.fault.inject(ctx, c, faults, t0) }()
+	ops := collect(run.clients, func(id int) []history.Op {
+		return tr.runClient(ctx, id, rand.New(rand.NewPCG(seed, h.Sum64()+uint64(id)+1)))
+	})
+	cancel()
+	if err := <-faultErr; err != nil {
+		t.Fatalf("failpoint %s: %v", run.fault, err)
+	}
+	t.Logf("traffic %v: %d ops: %s", time.Since(t0).Round(time.Millisecond), len(ops), summarize(ops))
+	for _, op := range ops {
+		if op.Status == http.StatusInternalServerError || strings.HasPrefix(op.Error, "unexpected status") {
+			t.Errorf("%s %s=%q at %s: status %d %s (rerun: %s)", op.Op, op.Key, op.Value, op.Node, op.Status, op.Error, rerun)
+		}
+	}
+
+	// Heal, and wait until nothing is left to replicate.
+	faults.Heal()
+	if err := c.WaitReady(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	settle := time.Now()
+	for {
+		ok, why := drained(context.Background(), hc, urls)
+		if ok {
+			break
+		}
+		if time.Since(settle) > 30*time.Second {
+			t.Fatalf("background replication and hints not drained 30s after healing: %s\nrerun: %s", why, rerun)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("drained in %v", time.Since(settle).Round(time.Millisecond))
+
+	// Every acknowledged write is readable, and the replicas converge.
+	writes := writesByKey(ops)
+	for _, key := range tr.keys {
+		ops = append(ops, checkFinalCopies(t, hc, urls, key, writes[key], run.clients, tr.clock, rerun)...)
+	}
+
+	// Porcupine.
+	// The configs that do not promise linearizability get a short,
+	// informative check and no visualization (often costly to compute).
+	vizDir := t.TempDir()
+	ccfg := check.Config{Timeout: 5 * time.Second}
+	if tg.linearizable {
+		ccfg = check.Config{Timeout: 30 * time.Second, VizPath: filepath.Join(vizDir, "porcupine.html")}
+	}
+	res, err := check.Run(context.Background(), pruneUnobserved(ops), ccfg)
+	if err != nil {
+		t.Errorf("check: %v", err)
+	}
+	lin := res.Linearizability
+	t.Logf("linearizable: %s; %d ops to porcupine (%d unknown-outcome writes), stale reads %d, inversions %d, checked in %.0f ms",
+		lin, lin.Operations, lin.UnknownWrites, res.StaleReads, res.Inversions, lin.ElapsedMs)
+	switch {
+	case lin.Verdict == check.NotLinearizable && tg.linearizable:
+		dir := keep(t, vizDir, ops)
+		t.Errorf("%s seed %d: NOT LINEARIZABLE: keys %v (%s); visualization and history in %s\nrerun: %s",
+			tg.name, seed, lin.IllegalKeys, run, dir, rerun)
+	case lin.Verdict == check.Unknown && tg.linearizable:
+		t.Logf("porcupine undecided: %s", lin.Reason)
+	}
+	if t.Failed() {
+		t.Logf("failed run: %s\nrerun: %s", run, rerun)
+	}
+}
+
+// writeRec is one set in the history.
+type writeRec struct {
+	value      string
+	sent, done int64
+	outcome    history.WriteOutcome
+}
+
+// keyWrites is every set of one key.
+type keyWrites struct {
+	byValue map[string]writeRec
+	acked   []writeRec
+}
+
+func writesByKey(ops []history.Op) map[string]*keyWrites {
+	m := map[string]*keyWrites{}
+	for _, op := range ops {
+		if !op.IsWrite() {
+			continue
+		}
+		kw := m[op.Key]
+		if kw == nil {
+			kw = &keyWrites{byValue: map[string]writeRec{}}
+			m[op.Key] = kw
+		}
+		w := writeRec{value: op.Value, sent: op.SentUS, done: op.DoneUS, outcome: op.Outcome()}
+		kw.byValue[op.Value] = w
+		if w.outcome == history.WriteAcked {
+			kw.acked = append(kw.acked, w)
+		}
+	}
+	return m
+}
+
+// judge returns "" if c may be the key's final state, else why not: it
+// must be absent only if no write was acknowledged, and otherwise be a
+// value some write wrote, not one that definitely failed, and not an
+// acknowledged write that another acknowledged write began after (that
+// later write must have won). An unknown-outcome write may be the final
+// state whenever it happened.
+func (kw *keyWrites) judge(c copyOf) string {
+	switch {
+	case c.Status == http.StatusNotFound:
+		if kw != nil && len(kw.acked) > 0 {
+			return fmt.Sprintf("absent, but %d writes were acknowledged", len(kw.acked))
+		}
+		return ""
+	case c.Status != http.StatusOK:
+		return "unreadable: " + c.String()
+	case kw == nil:
+		return fmt.Sprintf("%s, but no write of this key was made", c)
+	}
+	w, ok := kw.byValue[c.Value]
+	switch {
+	case !ok:
+		return fmt.Sprintf("%s, which no client wrote", c)
+	case w.outcome == history.WriteFailed:
+		return fmt.Sprintf("%s, a write that definitely failed", c)
+	case w.outcome == history.WriteUnknown:
+		return ""
+	}
+	for _, a := range kw.acked {
+		if a.sent > w.done {
+			return fmt.Sprintf("%s, but acknowledged write %q began %.1f ms after it was acknowledged: an acknowledged write was lost",
+				c, a.value, float64(a.sent-w.done)/1000)
+		}
+	}
+	return ""
+}
+
+// pruneUnobserved drops the unknown-outcome writes whose value no read
+// returned. For a register that changes nothing: such a write can always
+// be taken not to have happened (and if it did happen, no read saw it, so
+// leaving it out breaks no read). Porcupine's search, though, grows fast
+// with writes that may take effect at any time up to the end, and a fault
+// that makes every write fail produces hundreds of them. (etcd's
+// robustness tests patch their histories the same way.)
+func pruneUnobserved(ops []history.Op) []history.Op {
+	seen := map[[2]string]bool{}
+	for _, op := range ops {
+		if op.Found() {
+			seen[[2]string{op.Key, op.Value}] = true
+		}
+	}
+	out := make([]history.Op, 0, len(ops))
+	for _, op := range ops {
+		if op.IsWrite() && op.Outcome() == history.WriteUnknown && !seen[[2]string{op.Key, op.Value}] {
+			continue
+		}
+		out = append(out, op)
+	}
+	return out
+}
+
+// checkFinalCopies reads key with R=N from every node and checks each
+// answer, then waits (bounded) for every node's local copy to be the same
+// and checks that too. It returns the R=N reads as history operations (of
+// client id), so that porcupine checks them with the rest.
+func checkFinalCopies(t *testing.T, hc *http.Client, urls []string, key string, kw *keyWrites, id int, clock usClock, rerun string) []history.Op {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var reads []history.Op
+	for _, u := range urls {
+		op := history.Op{Client: id, Seq: int64(id)*1_000_000 + int64(len(reads)), Op: history.OpGet, Key: key, Node: u, SentUS: clock.now()}
+		op.IntendedUS = op.SentUS
+		c, err := readKey(ctx, hc, u, "/get/", key, fmt.Sprintf("r=%d", len(urls)))
+		op.DoneUS = clock.now()
+		if err != nil {
+			t.Errorf("R=N read of %s at %s: %v", key, u, err)
+			continue
+		}
+		op.Status, op.Version, op.Error = c.Status, c.Version, c.Error
+		if c.Status == http.StatusOK {
+			op.Value = c.Value
+		}
+		reads = append(reads, op)
+		if why := kw.judge(c); why != "" {
+			t.Errorf("R=N read of %s at %s: %s\nrerun: %s", key, u, why, rerun)
+		}
+	}
+	var copies []copyOf
+	var lastErr error
+	converged := func() bool {
+		copies = copies[:0]
+		for _, u := range urls {
+			c, err := readKey(ctx, hc, u, "/local_read/", key, "")
+			if err != nil {
+				lastErr = err
+				return false
+			}
+			copies = append(copies, c)
+		}
+		for _, c := range copies[1:] {
+			if c != copies[0] {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !converged() {
+		if time.Now().After(deadline) {
+			t.Errorf("replicas of %s did not converge within 10s after draining: %v (last error %v)\nrerun: %s", key, copies, lastErr, rerun)
+			return reads
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if why := kw.judge(copies[0]); why != "" {
+		t.Errorf("every replica of %s holds %s\nrerun: %s", key, why, rerun)
+	}
+	return reads
+}
+
+// keep copies the visualization (if any) from vizDir and writes the
+// history to a directory that outlives the test: the test's artifact
+// directory with -artifacts, else a new directory under the system's temp
+// directory. It returns that directory.
+func keep(t *testing.T, vizDir string, ops []history.Op) string {
+	var dir string
+	if f := flag.Lookup("test.artifacts"); f != nil && f.Value.String() == "true" {
+		dir = t.ArtifactDir()
+	} else {
+		d, err := os.MkdirTemp("", "kvdb-robustness-")
+		if err != nil {
+			t.Logf("keep artifacts: %v", err)
+			return vizDir
+		}
+		dir = d
+	}
+	if b, err := os.ReadFile(filepath.Join(vizDir, "porcupine.html")); err == nil {
+		if err := os.WriteFile(filepath.Join(dir, "porcupine.html"), b, 0o644); err != nil {
+			t.Logf("keep visualization: %v", err)
+		}
+	}
+	w, err := history.Create(filepath.Join(dir, "history.ndjson"))
+	if err == nil {
+		for _, op := range ops {
+			_ = w.Write(op)
+		}
+		err = w.Close()
+	}
+	if err != nil {
+		t.Logf("keep history: %v", err)
+	}
+	return dir
+}
