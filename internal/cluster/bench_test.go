@@ -31,7 +31,7 @@ func benchCluster(b *testing.B, preset string) *cluster.Cluster {
 // BenchmarkSet measures a client write through the leader (or any node)
 // with replication fanned out over loopback: the delay-free hot path.
 func BenchmarkSet(b *testing.B) {
-	for _, preset := range []string{"w5r1", "w5r1-nobatch", "w1r5", "leaderless"} {
+	for _, preset := range []string{"w5r1", "w5r1-nobatch", "w1r5", "leaderless", "leaderless-w3r3"} {
 		b.Run(preset, func(b *testing.B) {
 			c := benchCluster(b, preset)
 			hc := cluster.Client()
@@ -49,12 +49,14 @@ func BenchmarkSet(b *testing.B) {
 	}
 }
 
-// BenchmarkGet measures an R=1 read served from a node's own copy, and an
-// R=5 read that fans out to every peer.
+// BenchmarkGet measures an R=1 read served from a node's own copy, an R=5
+// read that fans out to every peer, and R=3 quorum reads (R+W>N) in both
+// architectures.
 func BenchmarkGet(b *testing.B) {
-	for _, r := range []string{"r=1", "r=5"} {
-		b.Run(r, func(b *testing.B) {
-			c := benchCluster(b, "w5r1")
+	for _, tt := range []struct{ preset, r string }{{"w5r1", "r=1"}, {"w5r1", "r=5"}, {"w3r3", "r=3"}, {"leaderless-w3r3", "r=3"}} {
+		preset, r := tt.preset, tt.r
+		b.Run(preset+"/"+r, func(b *testing.B) {
+			c := benchCluster(b, preset)
 			hc := cluster.Client()
 			defer hc.CloseIdleConnections()
 			urls := c.URLs()
