@@ -184,6 +184,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	client := transport.NewHTTPClient(rcfg.PeerTimeout, cfg.WrapTransport)
+	// Peer messages carry whatever the client API accepts.
+	limits := server.Config{MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes}.PeerLimits()
 	var peers []replication.Peer
 	var self string
 	for _, m := range cfg.Members {
@@ -191,7 +193,7 @@ func New(cfg Config) (*Node, error) {
 			self = m.URL
 			continue
 		}
-		peers = append(peers, transport.NewHTTPPeer(m.ID, m.URL, cfg.ClusterToken, client))
+		peers = append(peers, transport.NewHTTPPeer(m.ID, m.URL, cfg.ClusterToken, client, limits))
 	}
 	st := store.New(0)
 	var journal *wal.Log

@@ -69,6 +69,12 @@ type fakePeer struct {
 	quorumMode  peerMode
 	w, r        int
 	gateWaiters atomic.Int64
+	// refuse, if set, names updates the peer refuses permanently: a
+	// message carrying one is refused whole, before anything is applied
+	// (as the HTTP peer answers 413 to a body over its limits).
+	refuse func(Update) bool
+	// offered counts, per key, the messages that carried the key.
+	offered map[string]int
 
 	replicates atomic.Int64 // Replicate calls
 	reads      atomic.Int64 // Read calls
@@ -147,7 +153,48 @@ func (p *fakePeer) finish() {
 	p.returned.Add(1)
 }
 
+// errFakeRefused is a fake peer's permanent refusal (a 413).
+type errFakeRefused struct{ key string }
+
+func (e errFakeRefused) Error() string        { return fmt.Sprintf("fake peer refuses %q (413)", e.key) }
+func (e errFakeRefused) Is(target error) bool { return target == ErrRefused }
+func (e errFakeRefused) StatusCode() int      { return 413 }
+
+// screen counts the message carrying us and refuses it if the peer
+// refuses any of them.
+func (p *fakePeer) screen(us []Update) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.offered == nil {
+		p.offered = map[string]int{}
+	}
+	var err error
+	for _, u := range us {
+		p.offered[u.Key]++
+		if p.refuse != nil && p.refuse(u) && err == nil {
+			err = errFakeRefused{u.Key}
+		}
+	}
+	return err
+}
+
+// offers is the number of messages that carried key.
+func (p *fakePeer) offers(key string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.offered[key]
+}
+
 func (p *fakePeer) Replicate(ctx context.Context, u Update) error {
+	if mode, _, _, _ := p.state(); mode == peerOK {
+		if err := p.screen([]Update{u}); err != nil {
+			return err
+		}
+	}
+	return p.replicate(ctx, u)
+}
+
+func (p *fakePeer) replicate(ctx context.Context, u Update) error {
 	p.replicates.Add(1)
 	p.inFlight.Add(1)
 	defer p.finish()
@@ -172,8 +219,13 @@ func (p *fakePeer) Replicate(ctx context.Context, u Update) error {
 }
 
 func (p *fakePeer) ReplicateBatch(ctx context.Context, us []Update) error {
+	if mode, _, _, _ := p.state(); mode == peerOK {
+		if err := p.screen(us); err != nil {
+			return err
+		}
+	}
 	for _, u := range us {
-		if err := p.Replicate(ctx, u); err != nil {
+		if err := p.replicate(ctx, u); err != nil {
 			return err
 		}
 	}

@@ -42,7 +42,22 @@ type link struct {
 	hints   map[string]hint // newest missed update per key
 	sending int             // hints taken out by the worker and being sent
 	wake    chan struct{}
+	// refused remembers the last updates the peer refused permanently, so
+	// that the write path, which hints every update a send failed, does
+	// not put them back in the outbox (hintFor skips them). A ring: it
+	// never grows, and a refusal it forgot costs one more refused send.
+	refused    [refusedRing]refusal
+	refusedAt  int
+	refusedLog map[int]bool // statuses already logged (log once per peer and status)
 }
+
+// refusal names one refused update.
+type refusal struct {
+	key     string
+	version uint64
+}
+
+const refusedRing = 64
 
 type hint struct {
 	u     Update
@@ -50,7 +65,7 @@ type hint struct {
 }
 
 func newLink(p Peer, maxInFlight int) *link {
-	return &link{Peer: p, slots: make(chan struct{}, maxInFlight), hints: map[string]hint{}, wake: make(chan struct{}, 1)}
+	return &link{Peer: p, slots: make(chan struct{}, maxInFlight), hints: map[string]hint{}, wake: make(chan struct{}, 1), refusedLog: map[int]bool{}}
 }
 
 // call is one update waiting in a link's batch queue.
@@ -59,11 +74,26 @@ type call struct {
 	err chan error
 }
 
+// maxFlushers is the number of batches in flight per peer.
+const maxFlushers = 4
+
+// The sender's batch caps. A receiver derives its body limit from them and
+// from its key and value limits (transport.Limits.MaxBodyBytes), so the
+// sender must never build a batch beyond them: batchFits is the one place
+// that decides.
 const (
-	maxFlushers   = 4       // batches in flight per peer
-	maxBatch      = 256     // updates per batch
-	maxBatchBytes = 1 << 20 // payload per batch (a larger update goes alone)
+	// MaxBatchUpdates bounds the updates in one message.
+	MaxBatchUpdates = 256
+	// MaxBatchBytes bounds the values of a message's updates taken
+	// together; an update whose value alone is larger goes alone.
+	MaxBatchBytes = 1 << 20
 )
+
+// batchFits reports whether u may join a batch of n updates whose values
+// add up to valueBytes.
+func batchFits(n, valueBytes int, u Update) bool {
+	return n == 0 || (n < MaxBatchUpdates && valueBytes+len(u.Value) <= MaxBatchBytes)
+}
 
 // send makes one attempt to deliver u within PeerTimeout. Under a
 // sequential (paper) profile every update is its own message, as the
@@ -76,7 +106,7 @@ func (c *core) send(l *link, u Update) error {
 		return fmt.Errorf("replicate to %s: %w", l.ID(), errPeerSuspect)
 	}
 	if c.cfg.Delays.Sequential || c.cfg.DisableBatching {
-		return c.sendBatch(l, []Update{u})
+		return first(c.deliver(l, []Update{u}))
 	}
 	cl := &call{u: u, err: make(chan error, 1)}
 	l.bmu.Lock()
@@ -115,8 +145,8 @@ func (c *core) flush(l *link) {
 	for {
 		l.bmu.Lock()
 		n, size := 0, 0
-		for n < len(l.queue) && n < maxBatch && (n == 0 || size+len(l.queue[n].u.Value) <= maxBatchBytes) {
-			size += len(l.queue[n].u.Key) + len(l.queue[n].u.Value)
+		for n < len(l.queue) && batchFits(n, size, l.queue[n].u) {
+			size += len(l.queue[n].u.Value)
 			n++
 		}
 		if n == 0 {
@@ -132,11 +162,104 @@ func (c *core) flush(l *link) {
 		for i, cl := range calls {
 			us[i] = cl.u
 		}
-		err := c.sendBatch(l, us)
-		for _, cl := range calls {
-			cl.err <- err
+		errs := c.deliver(l, us)
+		for i, cl := range calls {
+			if errs == nil {
+				cl.err <- nil
+			} else {
+				cl.err <- errs[i]
+			}
 		}
 	}
+}
+
+// first is the error of a one-update delivery.
+func first(errs []error) error {
+	if errs == nil {
+		return nil
+	}
+	return errs[0]
+}
+
+// deliver makes one attempt to deliver us to l. It returns nil when every
+// update was delivered, otherwise the outcome of each (errs[i] for us[i],
+// nil for those delivered).
+//
+// A message the peer refuses permanently (ErrRefused: a 4xx answer that
+// sending it again cannot change, such as an update over the peer's
+// limits) is split in halves and each half sent again, down to single
+// updates, so that one update the peer will never take cannot hold back
+// the others: the rest are delivered, and only the refused ones fail, with
+// ErrRefused. Those are dropped (see refuse), never retried.
+func (c *core) deliver(l *link, us []Update) []error {
+	err := c.sendBatch(l, us)
+	if err == nil {
+		return nil
+	}
+	errs := make([]error, len(us))
+	switch {
+	case !errors.Is(err, ErrRefused):
+		for i := range errs {
+			errs[i] = err
+		}
+	case len(us) == 1:
+		c.refuse(l, us[0], err)
+		errs[0] = err
+	default:
+		mid := len(us) / 2
+		a, b := c.deliver(l, us[:mid]), c.deliver(l, us[mid:])
+		if a == nil && b == nil {
+			return nil // refused as a whole (e.g. too large together), taken in halves
+		}
+		copy(errs, a)
+		copy(errs[mid:], b)
+	}
+	return errs
+}
+
+// refuse drops u, which l refused permanently: it is counted
+// (kvdb_replication_refused_total), logged once per peer and status, and
+// not retried, so it never occupies the peer's hint outbox or delays the
+// updates behind it.
+//
+// The update is not lost: the coordinator (and the replicas that took it)
+// still hold it, and it stays repairable by the paths that do not depend
+// on this message — a quorum read that sees the peer behind writes the
+// newest version back (read repair), a peer that restarts copies the
+// current state from snapshots (catch-up), and a later write of the key
+// replaces it. Those deliver it once whatever made the peer refuse (in
+// practice, limits that differ between nodes, or an update from a stale
+// term) no longer holds.
+func (c *core) refuse(l *link, u Update, err error) {
+	c.met.refused.Inc()
+	status := 0
+	var sc interface{ StatusCode() int }
+	if errors.As(err, &sc) {
+		status = sc.StatusCode()
+	}
+	l.mu.Lock()
+	l.refused[l.refusedAt] = refusal{u.Key, u.Version}
+	l.refusedAt = (l.refusedAt + 1) % refusedRing
+	logged := l.refusedLog[status]
+	l.refusedLog[status] = true
+	l.mu.Unlock()
+	if logged {
+		c.log.Debug("peer refused an update permanently: dropped", "peer", l.ID(), "status", status, "key", u.Key, "version", u.Version, "err", err)
+		return
+	}
+	c.log.Error("peer refused an update permanently: dropped, not retried, left to read repair and catch-up (logged once per peer and status; see kvdb_replication_refused_total)",
+		"peer", l.ID(), "status", status, "key", u.Key, "version", u.Version, "value_bytes", len(u.Value), "err", err)
+}
+
+// wasRefused reports (once) whether l refused u permanently; l.mu held.
+func (l *link) wasRefused(u Update) bool {
+	for i, r := range l.refused {
+		if r.version == u.Version && r.version != 0 && r.key == u.Key {
+			l.refused[i] = refusal{}
+			return true
+		}
+	}
+	return false
 }
 
 // sendBatch makes one attempt to deliver us in one message.
@@ -157,6 +280,12 @@ func (c *core) sendBatch(l *link, us []Update) error {
 		err = l.ReplicateBatch(ctx, us)
 	}
 	c.met.batches.Observe(float64(len(us)))
+	if errors.Is(err, ErrRefused) {
+		// The peer answered: it is up, only this message is unwelcome.
+		l.suspectUntil.Store(0)
+		c.met.messages.WithLabelValues("refused").Add(float64(len(us)))
+		return fmt.Errorf("replicate to %s: %w", l.ID(), err)
+	}
 	if err != nil {
 		l.suspectUntil.Store(time.Now().Add(suspectFor).UnixNano())
 		c.met.messages.WithLabelValues("error").Add(float64(len(us)))
@@ -178,6 +307,8 @@ func (c *core) hintFor(l *link, u Update, repair bool) {
 	l.mu.Lock()
 	h, ok := l.hints[u.Key]
 	switch {
+	case l.wasRefused(u):
+		// Refused permanently: resending cannot help (see refuse).
 	case ok && h.u.Version >= u.Version:
 	case !ok && len(l.hints) >= c.cfg.MaxHints:
 		c.met.dropped.Inc()
@@ -194,13 +325,15 @@ func (c *core) hintFor(l *link, u Update, repair bool) {
 	}
 }
 
-// takeHints removes up to n hints, dropping those older than RetryFor.
+// takeHints removes up to n hints, no more than one batch holds (see
+// batchFits), dropping those older than RetryFor.
 func (c *core) takeHints(l *link, n int) []hint {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]hint, 0, min(n, len(l.hints)))
+	size := 0
 	for k, h := range l.hints {
-		if len(out) == n {
+		if len(out) == n || !batchFits(len(out), size, h.u) {
 			break
 		}
 		delete(l.hints, k)
@@ -211,6 +344,7 @@ func (c *core) takeHints(l *link, n int) []hint {
 			continue
 		}
 		out = append(out, h)
+		size += len(h.u.Value)
 	}
 	l.sending += len(out)
 	return out
@@ -250,18 +384,24 @@ func (c *core) deliverHints(l *link) {
 				us[i] = h.u
 			}
 			c.met.retries.Add(float64(len(us)))
-			err := c.sendBatch(l, us)
-			if err != nil {
-				for _, h := range batch {
+			errs := c.deliver(l, us)
+			delivered, failed := 0, 0
+			for i, h := range batch {
+				switch {
+				case errs == nil || errs[i] == nil:
+					delivered++
+				case errors.Is(errs[i], ErrRefused):
+					// Dropped by refuse: never back in the outbox.
+				default:
+					failed++
 					c.rehint(l, h)
 				}
-			} else {
-				c.met.hintsDelivered.Add(float64(len(us)))
 			}
+			c.met.hintsDelivered.Add(float64(delivered))
 			l.mu.Lock()
 			l.sending -= len(batch)
 			l.mu.Unlock()
-			if err == nil {
+			if failed == 0 {
 				backoff = minBackoff
 				continue
 			}

@@ -29,7 +29,7 @@ func TestInFlightPerPeerIsBounded(t *testing.T) {
 			// batches in flight and 4 updates queued.
 			want := 46
 			if batching {
-				want = 50 - 4 - 4*maxBatch
+				want = 50 - 4 - 4*MaxBatchUpdates
 				want = max(want, 1)
 			}
 			waitFor(t, "writes beyond the bound to become hints", func() bool { return tc.rep.Hints() >= want })

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -277,43 +276,6 @@ func (s *Server) handleInternalConfig(w http.ResponseWriter, r *http.Request) er
 	return writeJSON(w, http.StatusOK, ConfigResponse{W: inf.W, R: inf.R, N: inf.N, Mode: string(inf.Mode)})
 }
 
-func (s *Server) handleReplicate(w http.ResponseWriter, r *http.Request) error {
-	var u replication.Update
-	if err := s.decodeJSON(w, r, &u); err != nil {
-		return err
-	}
-	if u.Key == "" || u.Version == 0 {
-		return fmt.Errorf("%w: replicate needs a key and a version", errBadRequest)
-	}
-	if err := s.rep.ApplyReplica(r.Context(), u); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-// batchBodyFactor: a replication batch may carry this many maximal
-// requests' worth of data (the sender caps batches at 1 MiB of values, or
-// one larger update).
-const batchBodyFactor = 4
-
-func (s *Server) handleReplicateBatch(w http.ResponseWriter, r *http.Request) error {
-	var us []replication.Update
-	if err := s.decodeLimited(w, r, &us, batchBodyFactor*s.cfg.MaxBodyBytes); err != nil {
-		return err
-	}
-	for _, u := range us {
-		if u.Key == "" || u.Version == 0 {
-			return fmt.Errorf("%w: every update needs a key and a version", errBadRequest)
-		}
-	}
-	if err := s.rep.ApplyReplicas(r.Context(), us); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
 func (s *Server) handleInternalRead(w http.ResponseWriter, r *http.Request) error {
 	key, err := s.keyParam(r)
 	if err != nil {
@@ -324,26 +286,4 @@ func (s *Server) handleInternalRead(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	return writeJSON(w, http.StatusOK, transport.ReadResponse{Key: key, Value: e.Value, Version: e.Version, Found: ok})
-}
-
-// handleSnapshot streams every entry as NDJSON, for a peer catching up.
-func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) error {
-	if !s.rep.Ready() {
-		return replication.ErrNotReady
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
-	err := s.rep.Snapshot(func(u replication.Update) error {
-		if err := r.Context().Err(); err != nil {
-			return err
-		}
-		return enc.Encode(u)
-	})
-	if err != nil {
-		// Headers are gone: cut the stream so the peer sees a broken copy
-		// rather than a short one.
-		panic(http.ErrAbortHandler)
-	}
-	return bw.Flush()
 }

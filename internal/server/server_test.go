@@ -560,7 +560,7 @@ func TestClusterToken(t *testing.T) {
 		code   int
 		guards bool // the endpoint needs the token
 	}{
-		{"replicate", request{method: "POST", target: "/internal/replicate", body: `{"key":"k","value":"v","version":7}`}, 204, true},
+		{"replicate", request{method: "POST", target: "/internal/replicate", body: updatesBody(replication.Update{Key: "k", Value: "v", Version: 7})}, 204, true},
 		{"internal read", request{method: "GET", target: "/internal/read?key=k"}, 200, true},
 		{"internal config", request{method: "PUT", target: "/internal/config", body: `{"w":3,"r":3}`}, 200, true},
 		{"put config", request{method: "PUT", target: "/config", body: `{"w":3,"r":3}`}, 200, true},
@@ -598,7 +598,7 @@ func TestClusterToken(t *testing.T) {
 	// Without a configured token the internal endpoints are open.
 	rep := newFakeRep(replication.LeaderFollower)
 	s := newTestServer(t, rep, nil)
-	if rec := do(s, request{method: "POST", target: "/internal/replicate", body: `{"key":"k","value":"v","version":7}`}); rec.Code != 204 {
+	if rec := do(s, request{method: "POST", target: "/internal/replicate", body: updatesBody(replication.Update{Key: "k", Value: "v", Version: 7})}); rec.Code != 204 {
 		t.Fatalf("no token configured: status %d", rec.Code)
 	}
 }
@@ -610,12 +610,12 @@ func TestInternalEndpoints(t *testing.T) {
 		body string
 		code int
 	}{
-		{`{"key":"k","value":"v","version":3}`, 204},
-		{`{"key":"k","value":"","version":4}`, 204},
-		{`{"key":"k","value":"old","version":2}`, 204},
-		{`{"key":"k","value":"v"}`, 400},
-		{`{"value":"v","version":5}`, 400},
-		{`{"key":"k","value":"v","version":-1}`, 400},
+		{updatesBody(replication.Update{Key: "k", Value: "v", Version: 3}), 204},
+		{updatesBody(replication.Update{Key: "k", Value: "", Version: 4}), 204},
+		{updatesBody(replication.Update{Key: "k", Value: "old", Version: 2}), 204},
+		{updatesBody(replication.Update{Key: "k", Value: "v"}), 400},
+		{updatesBody(replication.Update{Value: "v", Version: 5}), 400},
+		{`{"key":"k","value":"v","version":3}`, 400}, // JSON is no longer spoken
 		{`{`, 400},
 	} {
 		rec := do(s, request{method: "POST", target: "/internal/replicate", body: tt.body})
@@ -880,8 +880,9 @@ func FuzzHandlers(f *testing.F) {
 		{"PUT", "/config", `{"w":3,"r":3}`, true},
 		{"PUT", "/config", `{"w":9}`, true},
 		{"GET", "/metrics", ``, false},
-		{"POST", "/internal/replicate", `{"key":"k","value":"v","version":9}`, true},
-		{"POST", "/internal/replicate", `{"key":"k","value":"v","version":9}`, false},
+		{"POST", "/internal/replicate", updatesBody(replication.Update{Key: "k", Value: "v", Version: 9}), true},
+		{"POST", "/internal/replicate", updatesBody(replication.Update{Key: "k", Value: "v", Version: 9}), false},
+		{"POST", "/internal/replicate-batch", updatesBody(replication.Update{Key: "k", Value: "<&>", Version: 9}, replication.Update{Key: "j", Version: 3}), true},
 		{"GET", "/internal/read?key=k", ``, true},
 		{"PUT", "/internal/config", `{"r":2}`, true},
 		{"DELETE", "/get/k", ``, false},

@@ -69,18 +69,22 @@ func NewHTTPClient(timeout time.Duration, wrap func(http.RoundTripper) http.Roun
 	}
 }
 
-// HTTPPeer implements replication.Peer over HTTP.
+// HTTPPeer implements replication.Peer over HTTP. Updates travel in the
+// binary framing of codec.go; the other calls in JSON.
 type HTTPPeer struct {
 	id     string
 	base   string
 	token  string
 	client *http.Client
+	limits Limits
 }
 
 // NewHTTPPeer returns a peer at baseURL. token, if not empty, is sent as a
-// bearer token on every call.
-func NewHTTPPeer(id, baseURL, token string, client *http.Client) *HTTPPeer {
-	return &HTTPPeer{id: id, base: strings.TrimRight(baseURL, "/"), token: token, client: client}
+// bearer token on every call. limits bound what the peer's snapshot may
+// carry: this node's own key and value limits (every node of a cluster
+// should have the same).
+func NewHTTPPeer(id, baseURL, token string, client *http.Client, limits Limits) *HTTPPeer {
+	return &HTTPPeer{id: id, base: strings.TrimRight(baseURL, "/"), token: token, client: client, limits: limits}
 }
 
 // ID returns the peer's member ID.
@@ -88,12 +92,21 @@ func (p *HTTPPeer) ID() string { return p.id }
 
 // Replicate posts u to the peer.
 func (p *HTTPPeer) Replicate(ctx context.Context, u replication.Update) error {
-	return p.do(ctx, http.MethodPost, PathReplicate, u, nil)
+	return p.postUpdates(ctx, PathReplicate, []replication.Update{u})
 }
 
 // ReplicateBatch posts several updates in one request.
 func (p *HTTPPeer) ReplicateBatch(ctx context.Context, us []replication.Update) error {
-	return p.do(ctx, http.MethodPost, PathBatch, us, nil)
+	return p.postUpdates(ctx, PathBatch, us)
+}
+
+func (p *HTTPPeer) postUpdates(ctx context.Context, path string, us []replication.Update) error {
+	resp, err := p.request(ctx, http.MethodPost, path, ContentTypeUpdates, EncodeUpdates(us))
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	return nil
 }
 
 // Read asks the peer for its copy of key.
@@ -110,25 +123,23 @@ func (p *HTTPPeer) SetQuorum(ctx context.Context, w, r int) error {
 	return p.do(ctx, http.MethodPut, PathConfig, QuorumRequest{W: w, R: r}, nil)
 }
 
-// Snapshot streams the peer's entries (NDJSON, one Update per line) to fn.
+// Snapshot streams the peer's entries (a snapshot stream in the binary
+// framing, read and applied as it arrives) to fn.
 func (p *HTTPPeer) Snapshot(ctx context.Context, fn func(replication.Update) error) error {
-	resp, err := p.request(ctx, http.MethodGet, PathSnapshot, nil)
+	resp, err := p.request(ctx, http.MethodGet, PathSnapshot, "", nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var u replication.Update
-		if err := dec.Decode(&u); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("snapshot from %s: %w", p.id, err)
-		}
-		if err := fn(u); err != nil {
-			return err
-		}
+	var fnErr error
+	err = ReadStream(resp.Body, p.limits, func(u replication.Update) error {
+		fnErr = fn(u)
+		return fnErr
+	})
+	if err != nil && fnErr == nil {
+		return fmt.Errorf("snapshot from %s: %w", p.id, err)
 	}
+	return err
 }
 
 // Probe asks the peer's /health whether it serves.
@@ -145,48 +156,91 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return fmt.Sprintf("peer answered %d: %s", e.Code, e.Msg) }
 
-// Is makes a catching-up answer match replication.ErrNotReady.
+// StatusCode is the peer's HTTP status.
+func (e *StatusError) StatusCode() int { return e.Code }
+
+// Is makes a catching-up answer match replication.ErrNotReady, and a
+// permanent refusal match replication.ErrRefused.
 func (e *StatusError) Is(target error) bool {
-	return target == replication.ErrNotReady && e.Code == http.StatusServiceUnavailable &&
-		(strings.Contains(e.Msg, replication.ErrNotReady.Error()) || strings.Contains(e.Msg, StatusCatchingUp))
+	switch target {
+	case replication.ErrNotReady:
+		return e.Code == http.StatusServiceUnavailable &&
+			(strings.Contains(e.Msg, replication.ErrNotReady.Error()) || strings.Contains(e.Msg, StatusCatchingUp))
+	case replication.ErrRefused:
+		return Refused(e.Code)
+	}
+	return false
+}
+
+// Refused reports whether status is a permanent refusal of the message
+// itself: a 4xx that sending the same message again cannot change (400 an
+// invalid update, 413 one over the peer's limits, ...). Not refusals:
+// 408 and 429 (try again later); 401 and 403 (this node's credentials are
+// wrong, not the update: every message would fail alike, so dropping them
+// would lose everything until the token is fixed); 404 and 405 (the peer
+// does not serve this endpoint: a different kvdb version, likewise not
+// about the update). Those stay ordinary failures, retried from hints.
+func Refused(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests,
+		http.StatusUnauthorized, http.StatusForbidden,
+		http.StatusNotFound, http.StatusMethodNotAllowed:
+		return false
+	}
+	return status >= 400 && status < 500
 }
 
 // StatusCatchingUp is the /health status of a node still catching up.
 const StatusCatchingUp = "catching-up"
 
+// do makes a call with a JSON body (in, if not nil) and answer (out, if
+// not nil).
 func (p *HTTPPeer) do(ctx context.Context, method, path string, in, out any) error {
-	resp, err := p.request(ctx, method, path, in)
+	var body []byte
+	contentType := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", path, err)
+		}
+		body, contentType = b, "application/json"
+	}
+	resp, err := p.request(ctx, method, path, contentType, body)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
 	if out == nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		drain(resp)
 		return nil
 	}
+	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("decode %s answer: %w", path, err)
 	}
 	return nil
 }
 
-// request sends one call and returns a 2xx response (whose body the
-// caller closes), or the error: a transport failure or a *StatusError.
-func (p *HTTPPeer) request(ctx context.Context, method, path string, in any) (*http.Response, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", path, err)
-		}
-		body = bytes.NewReader(b)
+// drain reads what is left of a short answer and closes it, so the
+// connection can be reused.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+}
+
+// request sends one call (with body, of contentType, unless contentType
+// is empty) and returns a 2xx response (whose body the caller closes), or
+// the error: a transport failure or a *StatusError.
+func (p *HTTPPeer) request(ctx context.Context, method, path, contentType string, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if contentType != "" {
+		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, p.base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, p.base+path, rd)
 	if err != nil {
 		return nil, err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if p.token != "" {
 		req.Header.Set("Authorization", "Bearer "+p.token)
