@@ -1,13 +1,18 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"sort"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/transport"
@@ -38,14 +43,15 @@ type GetResponse struct {
 	Node    string `json:"node"`
 }
 
-// ConfigResponse is the body of GET and PUT /config.
+// ConfigResponse is the body of GET and PUT /config. A PUT that every
+// node confirmed answers 200 with Updated listing them; one that did not
+// answers 503 with an error body whose "nodes" gives each node's outcome.
 type ConfigResponse struct {
-	W       int               `json:"w"`
-	R       int               `json:"r"`
-	N       int               `json:"n"`
-	Mode    string            `json:"mode"`
-	Updated []string          `json:"updated,omitempty"`
-	Failed  map[string]string `json:"failed,omitempty"`
+	W       int      `json:"w"`
+	R       int      `json:"r"`
+	N       int      `json:"n"`
+	Mode    string   `json:"mode"`
+	Updated []string `json:"updated,omitempty"`
 }
 
 // HealthResponse is the body of GET /health.
@@ -72,23 +78,104 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 }
 
 func (s *Server) decodeLimited(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := s.readBody(w, r, limit)
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return fmt.Errorf("%w: request body over %d bytes", errTooLarge, limit)
-		}
-		return fmt.Errorf("%w: reading body: %v", errBadRequest, err)
+		return err
 	}
 	return DecodeBody(body, v)
 }
 
+// readBody reads the whole body within limit. The body read timeout is
+// set for every request by wrap (bodyDeadline); a body that stalls gets
+// errBodyTimeout (408).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, fmt.Errorf("%w: request body over %d bytes", errTooLarge, limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("%w: %d of %d bytes arrived within %v", errBodyTimeout, len(body), r.ContentLength, s.cfg.BodyReadTimeout)
+		}
+		return nil, fmt.Errorf("%w: reading body: %v", errBadRequest, err)
+	}
+	return body, nil
+}
+
 // DecodeBody decodes one JSON value; trailing data is refused
-// (json.Unmarshal checks the whole input).
+// (json.Unmarshal checks the whole input). Invalid UTF-8 is refused too,
+// raw or escaped (a lone UTF-16 surrogate): json.Unmarshal would silently
+// turn it into U+FFFD, so distinct keys would overwrite each other.
 func DecodeBody(body []byte, v any) error {
+	if !utf8.Valid(body) {
+		return fmt.Errorf("%w: request body holds bytes that are not UTF-8 (keys and values must be valid UTF-8)", errInvalidUTF8)
+	}
+	if i := loneSurrogate(body); i >= 0 {
+		return fmt.Errorf("%w: request body has an unpaired UTF-16 surrogate escape %q at byte %d (keys and values must be valid UTF-8)",
+			errInvalidUTF8, body[i:min(i+6, len(body))], i)
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("%w: invalid JSON body: %v", errBadRequest, err)
 	}
 	return nil
+}
+
+// loneSurrogate returns the offset of the first \uXXXX escape in a JSON
+// text that is a UTF-16 surrogate without its pair, or -1. Backslashes
+// occur only inside strings in valid JSON, so the scan needs no parser.
+func loneSurrogate(b []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if i+1 >= len(b) {
+			return -1
+		}
+		if b[i+1] != 'u' {
+			i += 2 // any other escape: skip the escaped byte
+			continue
+		}
+		u, ok := hex4(b, i+2)
+		switch {
+		case !ok:
+			return -1 // malformed: json.Unmarshal reports it
+		case u >= 0xDC00 && u <= 0xDFFF:
+			return i // a low surrogate with no high one before it
+		case u >= 0xD800 && u <= 0xDBFF:
+			if i+12 > len(b) || b[i+6] != '\\' || b[i+7] != 'u' {
+				return i
+			}
+			if lo, ok := hex4(b, i+8); !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return i
+			}
+			i += 12
+		default:
+			i += 6
+		}
+	}
+}
+
+// hex4 parses the four hex digits at b[i:i+4].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // ValidateSet checks a decoded set request against the limits.
@@ -131,8 +218,12 @@ func options(r *http.Request) (replication.Options, error) {
 	return o, nil
 }
 
+// requestContext bounds a coordinated request by the request timeout. It
+// is detached from the client's connection: a write (or a quorum read and
+// its read repair) that has started finishes its coordination even if the
+// client goes away, so replicas are not left half-updated by a hang-up.
 func (s *Server) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	return context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.RequestTimeout)
 }
 
 func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) error {
@@ -160,14 +251,25 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) error {
 	return writeFast(w, http.StatusCreated, &out)
 }
 
-// keyParam reads the key from the path ({key}) or from ?key=.
+// keyParam reads the key from the path (/get/{key}, /local_read/{key}:
+// everything after the prefix, percent-decoded but otherwise exactly as
+// sent, slashes and dot segments included) or from ?key=.
 func (s *Server) keyParam(r *http.Request) (string, error) {
-	key := r.PathValue("key")
+	var key string
+	for _, p := range []string{prefixGet, prefixLocalRead} {
+		if k, ok := strings.CutPrefix(r.URL.Path, p); ok {
+			key = k
+			break
+		}
+	}
 	if key == "" {
 		key = r.URL.Query().Get("key")
 	}
 	if key == "" {
 		return "", fmt.Errorf("%w: key must not be empty (use /get/{key} or ?key=)", errBadRequest)
+	}
+	if !utf8.ValidString(key) {
+		return "", fmt.Errorf("%w: key %q (keys must be valid UTF-8)", errInvalidUTF8, key)
 	}
 	if len(key) > s.cfg.MaxKeyBytes {
 		return "", fmt.Errorf("%w: key is %d bytes, limit %d", errTooLarge, len(key), s.cfg.MaxKeyBytes)
@@ -187,7 +289,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if o.R > 1 || (o.R == 0 && s.rep.Info().R > 1) {
 		// Only a read that waits for peers needs the request timeout; an
-		// R=1 read is served from the local copy and never blocks.
+		// R=1 read is served from the local copy and never blocks. A
+		// quorum read may repair replicas, so it runs to its end even if
+		// the client leaves.
 		var cancel context.CancelFunc
 		ctx, cancel = s.requestContext(r)
 		defer cancel()
@@ -250,18 +354,69 @@ func (s *Server) decodeQuorum(w http.ResponseWriter, r *http.Request) (transport
 	return q, nil
 }
 
+// handlePutConfig changes W and R on every node. Changes this node
+// coordinates run one at a time, and each runs to its end under its own
+// timeout whatever the client does. The answer is 200 only if every node
+// confirmed; otherwise 503 with each node's outcome (updated, failed:
+// reason, or unknown: reason when a call was sent but not answered).
 func (s *Server) handlePutConfig(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.decodeQuorum(w, r)
 	if err != nil {
 		return err
 	}
+	s.configMu.Lock()
+	defer s.configMu.Unlock()
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
 	res, err := s.rep.SetClusterQuorum(ctx, q.W, q.R)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, ConfigResponse{W: res.W, R: res.R, N: res.N, Mode: string(s.rep.Info().Mode), Updated: res.Updated, Failed: res.Failed})
+	if !res.Complete() {
+		return &configError{res: res}
+	}
+	return writeJSON(w, http.StatusOK, ConfigResponse{W: res.W, R: res.R, N: res.N, Mode: string(s.rep.Info().Mode), Updated: res.Updated})
+}
+
+// configError is a W/R change that not every node confirmed.
+type configError struct{ res replication.ClusterQuorum }
+
+func (e *configError) Error() string {
+	var parts []string
+	for _, id := range sortedKeys(e.res.Failed) {
+		parts = append(parts, id+" failed: "+e.res.Failed[id])
+	}
+	for _, id := range sortedKeys(e.res.Unknown) {
+		parts = append(parts, id+" unknown (sent, no answer in time): "+e.res.Unknown[id])
+	}
+	return fmt.Sprintf("%v: w=%d r=%d confirmed by %s; %s; retry the PUT (it is idempotent)",
+		errConfigIncomplete, e.res.W, e.res.R, strings.Join(e.res.Updated, ", "), strings.Join(parts, "; "))
+}
+
+func (e *configError) Unwrap() error { return errConfigIncomplete }
+
+// nodes gives every node's outcome.
+func (e *configError) nodes() map[string]string {
+	m := make(map[string]string, e.res.N)
+	for _, id := range e.res.Updated {
+		m[id] = replication.OutcomeUpdated
+	}
+	for id, why := range e.res.Failed {
+		m[id] = replication.OutcomeFailed + ": " + why
+	}
+	for id, why := range e.res.Unknown {
+		m[id] = replication.OutcomeUnknown + ": " + why
+	}
+	return m
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }
 
 func (s *Server) handleInternalConfig(w http.ResponseWriter, r *http.Request) error {

@@ -5,14 +5,21 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,8 +40,14 @@ type Config struct {
 	// RequestTimeout bounds a client set or get, coordination included
 	// (default 5s). A request that runs out gets 503.
 	RequestTimeout time.Duration
+	// BodyReadTimeout bounds reading a request body, from the moment the
+	// handler starts reading it (default 10s). A body that does not arrive
+	// in time gets 408 and the connection is closed.
+	BodyReadTimeout time.Duration
 	// ClusterToken, if set, is required as "Authorization: Bearer <token>" on
-	// /internal/ endpoints and PUT /config.
+	// /internal/ endpoints and PUT /config. Without one the node is in
+	// protected mode: those endpoints answer only loopback callers
+	// (127.0.0.0/8, ::1) and refuse others with 403.
 	ClusterToken string
 	// Registry receives the metrics served at /metrics (default: a new one).
 	Registry *prometheus.Registry
@@ -55,6 +68,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second
+	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
@@ -79,8 +95,14 @@ func (c *Config) Validate() error {
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("request timeout must not be negative"))
 	}
+	if c.BodyReadTimeout < 0 {
+		errs = append(errs, errors.New("body read timeout must not be negative"))
+	}
 	return errors.Join(errs...)
 }
+
+// DefaultBodyReadTimeout is Config.BodyReadTimeout's default.
+const DefaultBodyReadTimeout = 10 * time.Second
 
 // Server serves one node's HTTP API.
 type Server struct {
@@ -89,6 +111,12 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 	met *httpMetrics
+	// get and localRead serve /get/ and /local_read/ by the raw path, outside the
+	// mux (which cleans paths and would redirect keys such as "a//b").
+	get, localRead http.HandlerFunc
+	// configMu serializes the cluster-wide W/R changes this node
+	// coordinates.
+	configMu sync.Mutex
 }
 
 // New builds the HTTP layer over rep.
@@ -110,9 +138,11 @@ func (s *Server) routes() {
 		allowed[path] = append(allowed[path], method)
 	}
 	handle("POST", "/set", "set", s.handleSet)
-	handle("GET", "/get/{key...}", "get", s.handleGet)
+	// /get/{key...} and /local_read/{key...} are routed by ServeHTTP on
+	// the raw path; the mux only sees the query forms.
+	s.get = s.wrap("get", methods(s.handleGet, "GET"))
+	s.localRead = s.wrap("local_read", methods(s.handleLocalRead, "GET"))
 	handle("GET", "/get", "get", s.handleGet)
-	handle("GET", "/local_read/{key...}", "local_read", s.handleLocalRead)
 	handle("GET", "/local_read", "local_read", s.handleLocalRead)
 	handle("GET", "/health", "health", s.handleHealth)
 	handle("GET", "/config", "config", s.handleGetConfig)
@@ -147,23 +177,128 @@ func (s *Server) routes() {
 type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) handle(pattern, route string, h handler) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc(pattern, s.wrap(route, h))
+}
+
+// wrap turns an endpoint into an http.HandlerFunc that writes its error
+// and records its metrics under route. A request with a body must deliver
+// it within the body read timeout, whichever endpoint reads it.
+func (s *Server) wrap(route string, h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		if err := h(rec, r); err != nil {
+		body := s.bodyDeadline(w, r)
+		err := h(rec, r)
+		if err != nil && body != nil && body.timedOut {
+			err = fmt.Errorf("%w: the request body did not arrive within %v (%v)", errBodyTimeout, s.cfg.BodyReadTimeout, err)
+		}
+		if err != nil {
 			s.writeError(rec, r, err)
 		}
 		s.met.observe(route, rec.status(), time.Since(start))
-	})
+	}
 }
 
-// ServeHTTP routes a request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// bodyDeadline sets the connection's read deadline to the body read
+// timeout for a request that has a body, and replaces r.Body with a reader
+// that lifts the deadline once the body is read (so it never cuts the
+// connection under a slow handler) and notes whether it fired. It returns
+// nil if there is no body or the connection has no deadlines (httptest's
+// recorder).
+//
+// A per-request deadline rather than http.Server.ReadTimeout: ReadTimeout
+// also bounds reading the headers and, unless IdleTimeout is set, how long
+// a kept-alive connection may sit idle; and it starts when the request
+// starts, so it would need to cover the largest body a peer may send.
+func (s *Server) bodyDeadline(w http.ResponseWriter, r *http.Request) *deadlineBody {
+	if s.cfg.BodyReadTimeout <= 0 || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout)) != nil {
+		return nil
+	}
+	b := &deadlineBody{ReadCloser: r.Body, rc: rc, armed: true}
+	r.Body = b
+	return b
+}
 
-// authorized requires the cluster token when one is configured.
+// deadlineBody is a request body read under a connection read deadline.
+type deadlineBody struct {
+	io.ReadCloser
+	rc       *http.ResponseController
+	armed    bool // the deadline is set
+	timedOut bool // a read hit the deadline
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && b.armed {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Leave the deadline in place: the server closes the
+			// connection rather than wait for the rest of the body.
+			b.timedOut = true
+		} else {
+			b.armed = false
+			_ = b.rc.SetReadDeadline(time.Time{})
+		}
+	}
+	return n, err
+}
+
+// methods answers 405 (with Allow) to a method outside allowed; GET
+// implies HEAD.
+func methods(h handler, allowed ...string) handler {
+	if slices.Contains(allowed, "GET") {
+		allowed = append(allowed, "HEAD")
+	}
+	slices.Sort(allowed)
+	allow := strings.Join(allowed, ", ")
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if !slices.Contains(allowed, r.Method) {
+			w.Header().Set("Allow", allow)
+			return fmt.Errorf("%w: method %s not allowed on %s (allowed: %s)", errMethod, r.Method, r.URL.Path, allow)
+		}
+		return h(w, r)
+	}
+}
+
+// Path prefixes of the reads that take the key from the rest of the path.
+const (
+	prefixGet       = "/get/"
+	prefixLocalRead = "/local_read/"
+)
+
+// ServeHTTP routes a request. /get/{key} and /local_read/{key} are routed
+// here, on the path as the client sent it: http.ServeMux cleans paths
+// ("a//b", "x/../b", "./c") and redirects to the cleaned one, which names
+// another key.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Opaque == "" {
+		p := r.URL.EscapedPath()
+		switch {
+		case strings.HasPrefix(p, prefixGet):
+			s.get(w, r)
+			return
+		case strings.HasPrefix(p, prefixLocalRead):
+			s.localRead(w, r)
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// authorized guards node-to-node endpoints and PUT /config: with a cluster
+// token it requires the token; without one (protected mode) it admits
+// loopback callers only.
 func (s *Server) authorized(h handler) handler {
 	if s.cfg.ClusterToken == "" {
-		return h
+		return func(w http.ResponseWriter, r *http.Request) error {
+			if !isLoopback(r.RemoteAddr) {
+				return fmt.Errorf("%w: %s %s from %s", errProtected, r.Method, r.URL.Path, r.RemoteAddr)
+			}
+			return h(w, r)
+		}
 	}
 	want := []byte("Bearer " + s.cfg.ClusterToken)
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -175,49 +310,115 @@ func (s *Server) authorized(h handler) handler {
 	}
 }
 
+// isLoopback reports whether a RemoteAddr ("host:port") is a loopback
+// address: 127.0.0.0/8 or ::1 (also as an IPv4-mapped IPv6 address).
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	return a.Unmap().IsLoopback()
+}
+
 type errorBody struct {
 	Error    string `json:"error"`
+	Code     string `json:"code"`
 	Acks     *int   `json:"acks,omitempty"`
 	Required *int   `json:"required,omitempty"`
 	Leader   string `json:"leader,omitempty"`
+	// Config change outcome: W, R and every node's outcome
+	// ("updated", "failed: ...", "unknown: ...").
+	W     int               `json:"w,omitempty"`
+	R     int               `json:"r,omitempty"`
+	Nodes map[string]string `json:"nodes,omitempty"`
 }
 
 // Errors of the HTTP layer itself.
 var (
 	errBadRequest   = errors.New("bad request")
+	errInvalidUTF8  = fmt.Errorf("%w: not valid UTF-8", errBadRequest)
 	errTooLarge     = errors.New("too large")
+	errBodyTimeout  = errors.New("request body not received in time")
 	errUnauthorized = errors.New("missing or wrong cluster token")
-	errMethod       = errors.New("method not allowed")
-	errNoEndpoint   = errors.New("no such endpoint")
+	errProtected    = errors.New("protected mode: this node has no cluster token, so /internal/ endpoints and PUT /config answer loopback callers only; " +
+		"start every node with the same --cluster-token (KVDB_CLUSTER_TOKEN) and send it as Authorization: Bearer <token>")
+	errMethod           = errors.New("method not allowed")
+	errNoEndpoint       = errors.New("no such endpoint")
+	errConfigIncomplete = errors.New("the W/R change did not reach every node")
 )
 
-// statusFor maps an error to its HTTP status: the one place that does.
-func statusFor(err error) int {
+// StatusClientClosedRequest is the status logged for a request whose
+// caller went away before it was answered (nginx's 499); nobody reads it.
+const StatusClientClosedRequest = 499
+
+// classify maps an error to its HTTP status and stable machine code: the
+// one place that does. Order matters: a quorum error that wraps a
+// cancellation is still a quorum error.
+func classify(err error) (int, string) {
 	switch {
-	case errors.Is(err, errBadRequest), errors.Is(err, replication.ErrInvalid):
-		return http.StatusBadRequest
+	case errors.Is(err, errInvalidUTF8):
+		return http.StatusBadRequest, "invalid_utf8"
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest, "bad_request"
+	case errors.Is(err, replication.ErrInvalid):
+		return http.StatusBadRequest, "invalid_argument"
 	case errors.Is(err, errTooLarge):
-		return http.StatusRequestEntityTooLarge
+		return http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout, "body_timeout"
 	case errors.Is(err, errUnauthorized):
-		return http.StatusUnauthorized
+		return http.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, errProtected):
+		return http.StatusForbidden, "protected_mode"
 	case errors.Is(err, errMethod):
-		return http.StatusMethodNotAllowed
+		return http.StatusMethodNotAllowed, "method_not_allowed"
 	case errors.Is(err, errNoEndpoint):
-		return http.StatusNotFound
+		return http.StatusNotFound, "no_such_endpoint"
 	case errors.Is(err, replication.ErrNotFound):
-		return http.StatusNotFound
+		return http.StatusNotFound, "not_found"
 	case errors.Is(err, replication.ErrNotLeader):
-		return http.StatusTemporaryRedirect
-	case errors.Is(err, replication.ErrQuorum), errors.Is(err, replication.ErrClosed), errors.Is(err, replication.ErrNotReady),
-		errors.Is(err, replication.ErrStorage), errors.Is(err, replication.ErrLeaderUnavailable):
-		return http.StatusServiceUnavailable
+		return http.StatusTemporaryRedirect, "not_leader"
+	case errors.Is(err, replication.ErrQuorum):
+		return http.StatusServiceUnavailable, "quorum_not_reached"
+	case errors.Is(err, errConfigIncomplete):
+		return http.StatusServiceUnavailable, "config_incomplete"
+	case errors.Is(err, replication.ErrClosed):
+		return http.StatusServiceUnavailable, "shutting_down"
+	case errors.Is(err, replication.ErrNotReady):
+		return http.StatusServiceUnavailable, "catching_up"
+	case errors.Is(err, replication.ErrStorage):
+		return http.StatusServiceUnavailable, "storage_failure"
+	case errors.Is(err, replication.ErrLeaderUnavailable):
+		return http.StatusServiceUnavailable, "leader_unavailable"
+	case errors.Is(err, context.Canceled):
+		return StatusClientClosedRequest, "client_closed_request"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "timeout"
 	}
-	return http.StatusInternalServerError
+	return http.StatusInternalServerError, "internal"
+}
+
+// statusFor maps an error to its HTTP status (see classify).
+func statusFor(err error) int {
+	code, _ := classify(err)
+	return code
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := statusFor(err)
-	body := errorBody{Error: err.Error()}
+	code, mcode := classify(err)
+	body := errorBody{Error: err.Error(), Code: mcode}
+	if code == http.StatusRequestTimeout {
+		// The rest of the body may still be on its way: this connection
+		// cannot carry another request.
+		w.Header().Set("Connection", "close")
+	}
+	if ce, ok := errors.AsType[*configError](err); ok {
+		body.W, body.R, body.Nodes = ce.res.W, ce.res.R, ce.nodes()
+	}
 	if qe, ok := errors.AsType[*replication.QuorumError](err); ok {
 		body.Acks, body.Required = &qe.Acks, &qe.Required
 	}
@@ -240,14 +441,15 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 var jsonContentType = []string{"application/json"}
 
 func writeJSON(w http.ResponseWriter, code int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // messages such as "Bearer <token>" stay readable
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encode response: %w", err)
 	}
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(code)
-	b = append(b, '\n')
-	_, err = w.Write(b)
+	_, err := w.Write(buf.Bytes())
 	return err
 }
 
@@ -270,6 +472,9 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	}
 	return r.ResponseWriter.Write(b)
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) status() int {
 	if r.code == 0 {

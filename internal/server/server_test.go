@@ -26,12 +26,18 @@ type fakeRep struct {
 	data     map[string]store.Entry
 	version  uint64
 	info     replication.Info
-	writeErr error // returned by Write when set
-	readErr  error // returned by Read when set
-	failed   map[string]string
-	lastOpt  replication.Options
-	lastCtx  context.Context
-	applied  []replication.Update
+	writeErr error             // returned by Write when set
+	readErr  error             // returned by Read when set
+	failed   map[string]string // peers SetClusterQuorum reports failed
+	unknown  map[string]string // and unknown
+	// applyHook, if set, runs before ApplyReplica(s) applies and before
+	// ReadReplica reads (outside the lock); its error is returned.
+	applyHook func(ctx context.Context) error
+	lastOpt   replication.Options
+	lastCtx   context.Context
+	// lastCtxErr is lastCtx.Err() when Write or Read was called.
+	lastCtxErr error
+	applied    []replication.Update
 	// catchingUp makes Ready false, as a node that just started.
 	catchingUp bool
 }
@@ -67,7 +73,7 @@ func (f *fakeRep) effective(o replication.Options) (int, int, error) {
 func (f *fakeRep) Write(ctx context.Context, key, value string, o replication.Options) (replication.WriteResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.lastOpt, f.lastCtx = o, ctx
+	f.lastOpt, f.lastCtx, f.lastCtxErr = o, ctx, ctx.Err()
 	if f.writeErr != nil {
 		return replication.WriteResult{}, f.writeErr
 	}
@@ -83,7 +89,7 @@ func (f *fakeRep) Write(ctx context.Context, key, value string, o replication.Op
 func (f *fakeRep) Read(ctx context.Context, key string, o replication.Options) (replication.ReadResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.lastOpt, f.lastCtx = o, ctx
+	f.lastOpt, f.lastCtx, f.lastCtxErr = o, ctx, ctx.Err()
 	if f.readErr != nil {
 		return replication.ReadResult{}, f.readErr
 	}
@@ -106,6 +112,11 @@ func (f *fakeRep) LocalRead(key string) (store.Entry, bool) {
 }
 
 func (f *fakeRep) ApplyReplica(ctx context.Context, u replication.Update) error {
+	if f.applyHook != nil {
+		if err := f.applyHook(ctx); err != nil {
+			return err
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applied = append(f.applied, u)
@@ -116,6 +127,11 @@ func (f *fakeRep) ApplyReplica(ctx context.Context, u replication.Update) error 
 }
 
 func (f *fakeRep) ReadReplica(ctx context.Context, key string) (store.Entry, bool, error) {
+	if f.applyHook != nil {
+		if err := f.applyHook(ctx); err != nil {
+			return store.Entry{}, false, err
+		}
+	}
 	e, ok := f.LocalRead(key)
 	return e, ok, nil
 }
@@ -136,7 +152,7 @@ func (f *fakeRep) SetClusterQuorum(ctx context.Context, w, r int) (replication.C
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return replication.ClusterQuorum{W: w, R: r, N: f.info.N, Updated: []string{"n1", "n2"}, Failed: f.failed}, nil
+	return replication.ClusterQuorum{W: w, R: r, N: f.info.N, Updated: []string{"n1", "n2"}, Failed: f.failed, Unknown: f.unknown}, nil
 }
 
 func (f *fakeRep) Info() replication.Info {
@@ -206,6 +222,9 @@ func newTestServer(t testing.TB, rep *fakeRep, mut func(*Config)) *Server {
 type request struct {
 	method, target, body string
 	header               map[string]string
+	// remote is the caller's address (default a loopback one, as a peer
+	// on the same machine).
+	remote string
 }
 
 func do(s *Server, r request) *httptest.ResponseRecorder {
@@ -214,6 +233,10 @@ func do(s *Server, r request) *httptest.ResponseRecorder {
 		body = strings.NewReader(r.body)
 	}
 	req := httptest.NewRequest(r.method, r.target, body)
+	req.RemoteAddr = "127.0.0.1:40000"
+	if r.remote != "" {
+		req.RemoteAddr = r.remote
+	}
 	for k, v := range r.header {
 		req.Header.Set(k, v)
 	}
@@ -539,7 +562,14 @@ func TestStatusFor(t *testing.T) {
 		{&replication.NotLeaderError{LeaderURL: "http://l"}, 307},
 		{&replication.QuorumError{Op: "read", Acks: 1, Required: 2, N: 3}, 503},
 		{fmt.Errorf("x: %w", replication.ErrClosed), 503},
-		{context.DeadlineExceeded, 500},
+		// A caller's cancellation is not a server error; a timeout is
+		// unavailability; a quorum error that wraps either stays one.
+		{fmt.Errorf("apply: %w", context.Canceled), StatusClientClosedRequest},
+		{context.DeadlineExceeded, 503},
+		{&replication.QuorumError{Op: "write", Acks: 1, Required: 5, N: 5, Cause: context.Canceled}, 503},
+		{fmt.Errorf("%w: slow", errBodyTimeout), 408},
+		{fmt.Errorf("%w: x", errProtected), 403},
+		{&configError{}, 503},
 		{errors.New("surprise"), 500},
 	}
 	for _, tt := range tests {
@@ -595,11 +625,12 @@ func TestClusterToken(t *testing.T) {
 			}
 		})
 	}
-	// Without a configured token the internal endpoints are open.
+	// Without a configured token the internal endpoints answer loopback
+	// callers (protected mode; see TestProtectedMode).
 	rep := newFakeRep(replication.LeaderFollower)
 	s := newTestServer(t, rep, nil)
 	if rec := do(s, request{method: "POST", target: "/internal/replicate", body: updatesBody(replication.Update{Key: "k", Value: "v", Version: 7})}); rec.Code != 204 {
-		t.Fatalf("no token configured: status %d", rec.Code)
+		t.Fatalf("no token configured, loopback caller: status %d", rec.Code)
 	}
 }
 
@@ -695,7 +726,6 @@ func TestHealth(t *testing.T) {
 
 func TestConfigEndpoint(t *testing.T) {
 	rep := newFakeRep(replication.LeaderFollower)
-	rep.failed = map[string]string{"n4": "connection refused"}
 	s := newTestServer(t, rep, nil)
 	m := decode(t, do(s, request{method: "GET", target: "/config"}))
 	if m["w"] != 5.0 || m["r"] != 1.0 || m["n"] != 5.0 || m["mode"] != "leader-follower" {
@@ -731,8 +761,8 @@ func TestConfigEndpoint(t *testing.T) {
 			if m["w"] != tt.wantW || m["r"] != tt.wantR {
 				t.Errorf("PUT %s answered %v", tt.body, m)
 			}
-			if f, _ := m["failed"].(map[string]any); f["n4"] != "connection refused" {
-				t.Errorf("PUT %s: failed peers not reported: %v", tt.body, m)
+			if u, _ := m["updated"].([]any); len(u) != 2 {
+				t.Errorf("PUT %s: updated nodes not reported: %v", tt.body, m)
 			}
 		}
 		if inf := rep.Info(); float64(inf.W) != tt.wantW || float64(inf.R) != tt.wantR {
