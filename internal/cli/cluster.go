@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ func Cluster(ctx context.Context, args []string, env Env) int {
 	fs.Var(&delays, "delays", "delay `profile`: paper, none, paper*F or gap=D,apply=D,read=D[,sequential=BOOL]")
 	fs.DurationVar(&cfg.PeerTimeout, "peer-timeout", 2*time.Second, "timeout of one node-to-node message")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5*time.Second, "timeout of one client set or get")
-	fs.StringVar(&cfg.ClusterToken, "cluster-token", "", "shared secret for /internal/ and PUT /config")
+	fs.StringVar(&cfg.ClusterToken, "cluster-token", "", "shared secret for /internal/ and PUT /config (default: a random one, printed at start)")
 	hinted := fs.Bool("hinted-handoff", true, "keep updates an unreachable peer missed and deliver them later")
 	readRepair := fs.Bool("read-repair", true, "reads with R>1 repair the replicas they saw behind")
 	fs.StringVar(&logLevel, "log-level", "error", "node log level: debug, info, warn or error")
@@ -38,6 +39,11 @@ func Cluster(ctx context.Context, args []string, env Env) int {
 	}
 	cfg.Delays, cfg.Logger = delays.d, log
 	cfg.DisableHintedHandoff, cfg.DisableReadRepair = !*hinted, !*readRepair
+	if cfg.ClusterToken == "" {
+		// Secure by default: the nodes share a fresh random token (about
+		// 130 bits from crypto/rand), printed below for PUT /config.
+		cfg.ClusterToken = rand.Text()
+	}
 	c, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "kvdb cluster: %v\n", indent(err))
@@ -48,9 +54,9 @@ func Cluster(ctx context.Context, args []string, env Env) int {
 	for _, n := range c.Nodes() {
 		fmt.Fprintf(env.Stdout, "  %-6s %-9s %s\n", n.ID(), n.Info().Role, n.URL())
 	}
-	if cfg.ClusterToken == "" {
-		fmt.Fprintln(env.Stdout, "note: no --cluster-token, so /internal/ and PUT /config accept any caller (fine on loopback)")
-	}
+	fmt.Fprintf(env.Stdout, "cluster token (required on /internal/ and PUT /config): %s\n", cfg.ClusterToken)
+	fmt.Fprintf(env.Stdout, "change W and R on every node:\n  curl -X PUT %s/config -H 'Authorization: Bearer %s' -d '{\"w\":3,\"r\":3}'\n",
+		c.Nodes()[0].URL(), cfg.ClusterToken)
 	fmt.Fprintln(env.Stdout, "press Ctrl-C to stop")
 	<-ctx.Done()
 	fmt.Fprintln(env.Stdout, "stopping...")

@@ -40,7 +40,8 @@ func Serve(ctx context.Context, args []string, env Env) int {
 	fs.IntVar(&cfg.MaxValueBytes, "max-value-bytes", 1<<20, "largest value accepted")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory of the write-ahead log (default: none, data lives in memory only)")
 	fs.StringVar(&cfg.Fsync, "fsync", "always", "write-ahead log fsync policy: always (group commit before every ack),\ninterval (every 100ms) or never (the OS decides)")
-	fs.StringVar(&cfg.ClusterToken, "cluster-token", "", "shared secret required on /internal/ and PUT /config (Authorization: Bearer ...)")
+	fs.DurationVar(&cfg.BodyReadTimeout, "body-timeout", 10*time.Second, "bound on receiving a request body; a slower body gets 408 and its connection is closed")
+	fs.StringVar(&cfg.ClusterToken, "cluster-token", "", "shared secret required on /internal/ and PUT /config (Authorization: Bearer ...);\nwithout one those answer loopback callers only (protected mode)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args, env.Getenv); err != nil {
 		return usageExit(fs, env.Stderr, err)

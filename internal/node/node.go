@@ -75,7 +75,12 @@ type Config struct {
 	// Fsync is the log's fsync policy: always (default), interval or never
 	// (see package wal).
 	Fsync string
-	// ClusterToken, if set, guards /internal/ and PUT /config.
+	// BodyReadTimeout bounds reading a request body (default 10s; see
+	// server.Config).
+	BodyReadTimeout time.Duration
+	// ClusterToken, if set, guards /internal/ and PUT /config. Without one
+	// the node is in protected mode: those endpoints answer loopback
+	// callers only.
 	ClusterToken string
 	// Logger receives the node's logs (default: discard).
 	Logger *slog.Logger
@@ -222,7 +227,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	srv, err := server.New(server.Config{
 		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
-		RequestTimeout: cfg.RequestTimeout, ClusterToken: cfg.ClusterToken,
+		RequestTimeout: cfg.RequestTimeout, ClusterToken: cfg.ClusterToken, BodyReadTimeout: cfg.BodyReadTimeout,
 		Registry: reg, Logger: cfg.Logger,
 	}, rep)
 	if err != nil {
@@ -278,7 +283,8 @@ func (n *Node) Serve(l net.Listener) error {
 		}
 	}()
 	if n.cfg.ClusterToken == "" {
-		n.log.Warn("no cluster token: /internal/ endpoints and PUT /config accept any caller; set --cluster-token or KVDB_CLUSTER_TOKEN")
+		n.log.Warn("protected mode: no cluster token, so /internal/ endpoints and PUT /config answer loopback callers only (others get 403); " +
+			"for nodes on different hosts or containers set the same --cluster-token or KVDB_CLUSTER_TOKEN on every node")
 	}
 	if err := n.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("node %s: %w", n.cfg.ID, err)
