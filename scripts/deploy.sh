@@ -22,7 +22,9 @@ environment (all optional):
   NAME_PREFIX=kvdb              container and network name prefix
   IMAGE=kvdb:latest             image tag (built from this checkout during apply)
   REQUEST_TIMEOUT=5s            bound on one client request
-  KVDB_CLUSTER_TOKEN=...        shared secret for /internal/ and PUT /config
+  KVDB_CLUSTER_TOKEN=...        shared secret for /internal/ and PUT /config (default: a random
+                                one generated at the first deploy and kept in the Terraform state;
+                                the nodes need one, they talk over the Docker network, not loopback)
   HEALTH_TIMEOUT=60             seconds to wait for /health
   VERBOSE=1                     show Terraform's whole output
 USAGE
@@ -81,3 +83,5 @@ echo "config:    $CONFIG"
 echo "nodes:     $URLS"
 [ -n "$leader" ] && echo "leader:    $leader"
 echo "try:       curl -X POST ${U[0]}/set -d '{\"key\":\"k\",\"value\":\"v\"}'; curl ${U[1]}/get/k"
+token="$(tf output -raw cluster_token 2>/dev/null || true)"
+[ -n "$token" ] && echo "W and R:   curl -X PUT ${U[0]}/config -H 'Authorization: Bearer $token' -d '{\"w\":3,\"r\":3}'"

@@ -50,6 +50,25 @@ locals {
   ))) : ""
 }
 
+# Secure by default: without var.cluster_token the nodes share a random
+# token generated once (two random UUIDs, crypto/rand, about 244 bits) and
+# kept in the state, so re-applying does not replace the containers. The
+# nodes talk over the Docker network, not loopback, so they could not
+# replicate in protected mode without one. `terraform output -raw
+# cluster_token` shows it (PUT /config needs it).
+resource "terraform_data" "token" {
+  count = var.cluster_token == "" ? 1 : 0
+  input = replace("${uuid()}${uuid()}", "-", "")
+
+  lifecycle {
+    ignore_changes = [input]
+  }
+}
+
+locals {
+  cluster_token = sensitive(var.cluster_token != "" ? var.cluster_token : terraform_data.token[0].output)
+}
+
 resource "terraform_data" "image" {
   count = var.build_image ? 1 : 0
 
@@ -91,7 +110,7 @@ resource "terraform_data" "node" {
     port            = "${var.host_ip}:${each.value.host_port}"
     leader_url      = local.leader_url
     labels          = local.label_args
-    token           = var.cluster_token
+    token           = local.cluster_token
     request_timeout = var.request_timeout
     peer_timeout    = var.peer_timeout
     retry_for       = var.retry_for
@@ -120,7 +139,7 @@ resource "terraform_data" "node" {
       KVDB_REQUEST_TIMEOUT = var.request_timeout
       KVDB_PEER_TIMEOUT    = var.peer_timeout
       KVDB_RETRY_FOR       = var.retry_for
-      KVDB_CLUSTER_TOKEN   = var.cluster_token
+      KVDB_CLUSTER_TOKEN   = local.cluster_token
       KVDB_LOG_LEVEL       = var.log_level
     })
     command = join(" ", [

@@ -43,3 +43,9 @@ output "containers" {
   description = "Container name by node ID."
   value       = { for id in local.node_ids : id => local.nodes[id].container }
 }
+
+output "cluster_token" {
+  description = "The token every node requires on /internal/ and PUT /config (var.cluster_token, or the generated one): curl -H \"Authorization: Bearer $(terraform output -raw cluster_token)\" ..."
+  value       = local.cluster_token
+  sensitive   = true
+}

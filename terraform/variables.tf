@@ -88,7 +88,7 @@ variable "labels" {
 }
 
 variable "cluster_token" {
-  description = "Shared secret for /internal/ and PUT /config (KVDB_CLUSTER_TOKEN). Empty: none (acceptable on loopback only)."
+  description = "Shared secret for /internal/ and PUT /config (KVDB_CLUSTER_TOKEN). Empty: a random token is generated once and kept in the state (output cluster_token); the nodes need one, since without it they answer peers on loopback only."
   type        = string
   default     = ""
   sensitive   = true
