@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/kvdb
 PKGS    ?= ./...
 
-.PHONY: build test vet fmt-check robustness bench cluster experiment clean
+.PHONY: build test vet lint fmt-check robustness bench cluster experiment clean
 
 build: ## build bin/kvdb
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/kvdb
@@ -14,7 +14,16 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: fmt-check vet ## the whole test suite, with the race detector
+# staticcheck at the version pinned in scripts/tools.sh (installed on first
+# use, cached in GOBIN), on both modules: this one and bench/ (the peer
+# clients), and on the node-only build of the image (tag kvdb_node).
+lint: ## staticcheck, pinned by scripts/tools.sh, on both modules and both builds
+	@sc="$$(scripts/tools.sh staticcheck)" && set -x && \
+		"$$sc" $(PKGS) && \
+		"$$sc" -tags kvdb_node ./cmd/... ./internal/cli/... && \
+		cd bench && "$$sc" ./...
+
+test: fmt-check vet lint ## the whole test suite, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 # The long randomized linearizability test: ROBUSTNESS_SEEDS seeds per config, ROBUSTNESS_DURATION of traffic per run.

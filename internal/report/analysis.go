@@ -67,14 +67,6 @@ func leaderFollowerRuns(res *Results, ratio float64) []*Run {
 	return runs
 }
 
-func names(runs []*Run) []string {
-	out := make([]string, len(runs))
-	for i, r := range runs {
-		out[i] = r.Config
-	}
-	return out
-}
-
 func bestLeaderFollower(res *Results) (Paragraph, bool) {
 	var b strings.Builder
 	any := false

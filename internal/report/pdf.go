@@ -23,10 +23,9 @@ var (
 
 // pdfDoc lays out text and charts on pages, top to bottom.
 type pdfDoc struct {
-	c   *vgpdf.Canvas
-	dc  draw.Canvas
-	y   vg.Length // current baseline, from the bottom
-	hdr text.Style
+	c  *vgpdf.Canvas
+	dc draw.Canvas
+	y  vg.Length // current baseline, from the bottom
 }
 
 func newPDF() *pdfDoc {
