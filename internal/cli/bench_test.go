@@ -1,3 +1,5 @@
+//go:build !kvdb_node
+
 package cli
 
 import (

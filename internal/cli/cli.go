@@ -73,7 +73,11 @@ func usage(w io.Writer, cmds map[string]Command) {
 	fmt.Fprintln(w, "\nusage: kvdb <command> [flags]   (kvdb <command> -h for its flags)")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].Summary)
+		summary := cmds[n].Summary
+		if NodeOnlyBuild && (n == "experiment" || n == "report" || n == "bench") {
+			summary = "[not in this build; use the full kvdb] " + summary
+		}
+		fmt.Fprintf(w, "  %-12s %s\n", n, summary)
 	}
 }
 
