@@ -1,42 +1,42 @@
 package load
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/kvdb/kvdb/client"
 )
 
-// maxBody caps how much of a response body is read.
-const maxBody = 1 << 20
-
-// Client speaks kvdb's client API (DESIGN.md section 2).
+// Client sends the load tester's requests through the public client
+// (github.com/kvdb/kvdb/client), one attempt each, to the node the
+// schedule chose, and turns every outcome into a Reply for the history.
 type Client struct {
-	http *http.Client
+	c *client.Client
 }
 
-// NewHTTPClient returns an HTTP client that never follows redirects (a
-// follower's 307 is recorded, not chased) and keeps up to maxConns idle
+// NewHTTPClient returns an HTTP client that keeps up to maxConns idle
 // connections per node.
 func NewHTTPClient(maxConns int) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 0
 	tr.MaxIdleConnsPerHost = maxConns
-	return &http.Client{
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return &http.Client{Transport: tr}
 }
 
-// NewClient wraps hc, which must not follow redirects (see NewHTTPClient).
-func NewClient(hc *http.Client) *Client { return &Client{http: hc} }
+// NewClient sends through hc. A follower's 307 is recorded, not chased,
+// and no request is retried: the history holds what each request did.
+func NewClient(hc *http.Client) *Client {
+	c, err := client.New(client.Config{HTTPClient: hc, MaxRedirects: -1, Retry: client.NoRetry()})
+	if err != nil {
+		panic(fmt.Sprintf("load: a fixed client config is invalid: %v", err))
+	}
+	return &Client{c: c}
+}
 
 // Reply is the outcome of one request.
 type Reply struct {
@@ -46,98 +46,67 @@ type Reply struct {
 	Version uint64
 	// Node is the node id the response names.
 	Node string
-	// Err is empty on success (201 set; 200 or 404 get), else the server's
-	// error text or a transport error prefixed "timeout: " or "network: ".
+	// Err is empty on success (201 set; 200 or 404 not_found get), else
+	// the server's error text or a transport error prefixed "timeout: "
+	// or "network: ".
 	Err string
-}
-
-// apiBody is the JSON shape of every client API response.
-type apiBody struct {
-	Key     string `json:"key"`
-	Value   string `json:"value"`
-	Version uint64 `json:"version"`
-	Node    string `json:"node"`
-	Error   string `json:"error"`
 }
 
 // Set writes key=value through the node at base.
 func (c *Client) Set(ctx context.Context, base, key, value string) Reply {
-	body, err := json.Marshal(map[string]string{"key": key, "value": value})
+	res, err := c.c.Set(ctx, key, value, client.At(base))
 	if err != nil {
-		return Reply{Err: "network: " + err.Error()}
+		return failed(ctx, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/set", bytes.NewReader(body))
-	if err != nil {
-		return Reply{Err: "network: " + err.Error()}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return c.do(req, http.StatusCreated)
+	return Reply{Status: http.StatusCreated, Version: res.Version, Node: res.Node}
 }
 
-// Get reads key through the node at base.
+// Get reads key through the node at base. A missing key (404 not_found)
+// is an answer, not an error.
 func (c *Client) Get(ctx context.Context, base, key string) Reply {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/get/"+url.PathEscape(key), nil)
-	if err != nil {
-		return Reply{Err: "network: " + err.Error()}
+	res, err := c.c.Get(ctx, key, client.At(base))
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		return Reply{Status: http.StatusNotFound}
+	case err != nil:
+		return failed(ctx, err)
 	}
-	return c.do(req, http.StatusOK, http.StatusNotFound)
+	return Reply{Status: http.StatusOK, Value: res.Value, Version: res.Version, Node: res.Node}
 }
 
 // Health fetches the node's /health document. ready is true when the node
 // answered 200; a node still starting or catching up answers 503 with the
 // same document.
 func (c *Client) Health(ctx context.Context, base string) (doc json.RawMessage, ready bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
-	if err != nil {
-		return nil, false, err
+	h, err := c.c.Health(ctx, client.At(base))
+	switch {
+	case err == nil:
+		return h.Raw, true, nil
+	case errors.Is(err, client.ErrNotReady) && h.Raw != nil:
+		return h.Raw, false, nil
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, false, err
+	if e, ok := errors.AsType[*client.Error](err); ok {
+		return nil, false, fmt.Errorf("%s/health: status %d, not a health document: %w", base, e.Status, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return nil, false, err
-	}
-	if !json.Valid(b) {
-		return nil, false, fmt.Errorf("%s/health: status %d, not a health document", base, resp.StatusCode)
-	}
-	return json.RawMessage(b), resp.StatusCode == http.StatusOK, nil
+	return nil, false, err
 }
 
 // CloseIdle closes idle connections.
-func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
+func (c *Client) CloseIdle() { c.c.Close() }
 
-// do sends req; ok lists the statuses that are answers, not errors.
-func (c *Client) do(req *http.Request, ok ...int) Reply {
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return Reply{Err: transportError(req.Context(), err)}
-	}
-	defer resp.Body.Close()
-	r := Reply{Status: resp.StatusCode}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		r.Err = "reading body: " + transportError(req.Context(), err)
-		return r
-	}
-	var b apiBody
-	jerr := json.Unmarshal(raw, &b)
-	r.Node = b.Node
+// failed records a failed request: the status and the server's text of an
+// answer, or the class of a transport failure.
+func failed(ctx context.Context, err error) Reply {
+	e, ok := errors.AsType[*client.Error](err)
 	switch {
-	case resp.StatusCode == http.StatusNotFound && slices.Contains(ok, resp.StatusCode):
-		// absent key: a valid answer
-	case slices.Contains(ok, resp.StatusCode) && jerr != nil:
-		r.Err = "bad response: " + jerr.Error()
-	case slices.Contains(ok, resp.StatusCode):
-		r.Value, r.Version = b.Value, b.Version
-	case b.Error != "":
-		r.Err = b.Error
-	default:
-		r.Err = strings.TrimSpace(http.StatusText(resp.StatusCode) + " " + resp.Header.Get("Location"))
+	case !ok:
+		return Reply{Err: transportError(ctx, err)}
+	case e.Code == client.CodeBadResponse:
+		return Reply{Status: e.Status, Err: "bad response: " + e.Message}
+	case e.Message != "":
+		return Reply{Status: e.Status, Err: e.Message}
 	}
-	return r
+	return Reply{Status: e.Status, Err: strings.TrimSpace(http.StatusText(e.Status) + " " + e.Location)}
 }
 
 // transportError classifies a failed round trip.

@@ -33,9 +33,11 @@ func TestClientReplies(t *testing.T) {
 		case "a b/c?d%":
 			writeJSON(w, 200, map[string]any{"key": "a b/c?d%", "value": "", "version": uint64(1) << 60, "node": "node2"})
 		case "absent":
-			writeJSON(w, 404, map[string]string{"error": "key not found"})
+			writeJSON(w, 404, map[string]string{"error": "key not found", "code": "not_found"})
+		case "endpoint":
+			writeJSON(w, 404, map[string]string{"error": "no such endpoint", "code": "no_such_endpoint"})
 		case "quorum":
-			writeJSON(w, 503, map[string]string{"error": "read quorum not reached: 1 of 3"})
+			writeJSON(w, 503, map[string]string{"error": "read quorum not reached: 1 of 3", "code": "quorum_not_reached"})
 		case "garbled":
 			w.WriteHeader(200)
 			w.Write([]byte("{"))
@@ -60,6 +62,8 @@ func TestClientReplies(t *testing.T) {
 	}{
 		{"a b/c?d%", Reply{Status: 200, Value: "", Version: 1 << 60, Node: "node2"}},
 		{"absent", Reply{Status: 404}},
+		// Only the not_found code means an absent key.
+		{"endpoint", Reply{Status: 404, Err: "no such endpoint"}},
 		{"quorum", Reply{Status: 503, Err: "read quorum not reached: 1 of 3"}},
 	}
 	for _, tt := range tests {

@@ -95,8 +95,8 @@ type Config struct {
 	Progress         io.Writer
 	Terminal         bool
 	ProgressInterval time.Duration
-	// HTTPClient overrides the client (tests); it must not follow
-	// redirects.
+	// HTTPClient overrides the HTTP client (tests). Redirects are never
+	// followed, whatever its CheckRedirect: a follower's 307 is recorded.
 	HTTPClient *http.Client
 	// Logger receives warnings such as a mode mismatch (default: discard).
 	Logger *slog.Logger

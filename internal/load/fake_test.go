@@ -79,7 +79,7 @@ func (n *fakeNode) track(h http.HandlerFunc) http.HandlerFunc {
 func (n *fakeNode) set(w http.ResponseWriter, r *http.Request) {
 	var body struct{ Key, Value string }
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Key == "" {
-		writeJSON(w, 400, map[string]string{"error": "bad request"})
+		writeJSON(w, 400, map[string]string{"error": "bad request", "code": "bad_request"})
 		return
 	}
 	n.store.mu.Lock()
@@ -100,7 +100,7 @@ func (n *fakeNode) get(w http.ResponseWriter, r *http.Request) {
 		n.store.mu.Unlock()
 	}
 	if !ok {
-		writeJSON(w, 404, map[string]string{"error": "key not found"})
+		writeJSON(w, 404, map[string]string{"error": "key not found", "code": "not_found"})
 		return
 	}
 	writeJSON(w, 200, map[string]any{"key": key, "value": e.value, "version": e.version, "node": "fake"})
