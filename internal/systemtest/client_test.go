@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -16,22 +16,31 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	kvclient "github.com/kvdb/kvdb/client"
 )
 
-// client is the tests' HTTP client: no proxy, no redirects followed, every
-// request bounded by a client-side timeout.
+// client is the tests' client: requests go through the public client
+// (kvclient), one attempt each, never following redirects, every attempt
+// bounded by a client-side timeout; do sends raw requests.
 type client struct {
 	hc *http.Client
+	kv *kvclient.Client
 }
 
 func newClient(t *testing.T, timeout time.Duration) *client {
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &client{hc: &http.Client{
+	hc := &http.Client{
 		Transport:     tr,
 		Timeout:       timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	}
+	kv, err := kvclient.New(kvclient.Config{HTTPClient: hc, MaxRedirects: -1, Retry: kvclient.NoRetry()})
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return &client{hc: hc, kv: kv}
 }
 
 // reply is one answer (or transport error) and how long it took.
@@ -73,25 +82,44 @@ func (c *client) do(method, u string, body []byte) reply {
 	return r
 }
 
-func (c *client) set(base, key, value string, w int) reply {
-	b, _ := json.Marshal(map[string]string{"key": key, "value": value})
-	u := base + "/set"
-	if w > 0 {
-		u += fmt.Sprintf("?w=%d", w)
+// answer completes ok, the reply to a call that started at start, from
+// the call's error: an answer's status, text, acks and Location, or a
+// transport failure in Err.
+func answer(start time.Time, ok reply, err error) reply {
+	elapsed := time.Since(start)
+	if err == nil {
+		ok.Elapsed = elapsed
+		return ok
 	}
-	return c.do(http.MethodPost, u, b)
+	e, isAnswer := errors.AsType[*kvclient.Error](err)
+	if !isAnswer {
+		return reply{Err: err, Elapsed: elapsed}
+	}
+	r := reply{Status: e.Status, Error: e.Message, Acks: e.Acks, Location: e.Location, Elapsed: elapsed}
+	if e.Code == kvclient.CodeBadResponse {
+		r.Err = err
+	}
+	return r
 }
 
+// set writes through base with ?w=w (0: the node's W).
+func (c *client) set(base, key, value string, w int) reply {
+	start := time.Now()
+	res, err := c.kv.Set(context.Background(), key, value, kvclient.At(base), kvclient.WithW(w))
+	return answer(start, reply{Status: http.StatusCreated, Key: res.Key, Version: res.Version, Node: res.Node, Acks: res.Acks}, err)
+}
+
+// get reads through base with ?r=r (0: the node's R).
 func (c *client) get(base, key string, r int) reply {
-	u := base + "/get/" + url.PathEscape(key)
-	if r > 0 {
-		u += fmt.Sprintf("?r=%d", r)
-	}
-	return c.do(http.MethodGet, u, nil)
+	start := time.Now()
+	res, err := c.kv.Get(context.Background(), key, kvclient.At(base), kvclient.WithR(r))
+	return answer(start, reply{Status: http.StatusOK, Key: res.Key, Value: res.Value, Version: res.Version, Node: res.Node}, err)
 }
 
 func (c *client) localRead(base, key string) reply {
-	return c.do(http.MethodGet, base+"/local_read/"+url.PathEscape(key), nil)
+	start := time.Now()
+	res, err := c.kv.LocalRead(context.Background(), key, kvclient.At(base))
+	return answer(start, reply{Status: http.StatusOK, Key: res.Key, Value: res.Value, Version: res.Version, Node: res.Node}, err)
 }
 
 // opKind names one kind of request of a load phase.
