@@ -320,7 +320,8 @@ func (c *Client) exec(ctx context.Context, rq *request, o *callOpts, ok, alsoOK 
 		a := c.attempt(ctx, base, rq, o, buf)
 		err := a.err
 		if err == nil {
-			if a.status == ok || (alsoOK != 0 && a.status == alsoOK) {
+			// alsoOK with an error body (a "code") is an error, not the document.
+			if a.status == ok || (alsoOK != 0 && a.status == alsoOK && !hasCode(buf.Bytes())) {
 				if jerr := json.Unmarshal(buf.Bytes(), out); jerr != nil {
 					return a.endpoint, a.status, &Error{Status: a.status, Code: CodeBadResponse, Endpoint: a.endpoint,
 						Message: "response body is not the expected JSON: " + jerr.Error(), Err: jerr}
@@ -440,6 +441,14 @@ func parseError(status int, endpoint, location string, body []byte) *Error {
 		e.W, e.R, e.Nodes = b.W, b.R, b.Nodes
 	}
 	return e
+}
+
+// hasCode reports whether body is a JSON error body (it has a "code").
+func hasCode(body []byte) bool {
+	var b struct {
+		Code string `json:"code"`
+	}
+	return json.Unmarshal(body, &b) == nil && b.Code != ""
 }
 
 // retryable says whether a failed attempt may be made again, and whether

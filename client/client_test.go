@@ -316,6 +316,14 @@ func TestRetryPolicy(t *testing.T) {
 			func(c *client.Client) error { _, err := c.SetConfig(ctx, 3, 3); return err }, 3},
 		{"health 503 is an answer", client.Config{}, 503, `{"status":"catching-up","node":"node2"}`,
 			func(c *client.Client) error { _, err := c.Health(ctx); return err }, 1},
+		{"health 503 with an error body is an error", client.Config{}, 503, `{"error":"bye","code":"shutting_down"}`,
+			func(c *client.Client) error {
+				h, err := c.Health(ctx)
+				if !errors.Is(err, client.ErrShuttingDown) || h.Raw != nil {
+					return errors.New("wrong error")
+				}
+				return err
+			}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
