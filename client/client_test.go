@@ -506,3 +506,36 @@ func TestCallersHTTPClientNeverFollows(t *testing.T) {
 		t.Fatalf("err %v, target hits %d", err, hits.Load())
 	}
 }
+
+// BenchmarkSetGet measures the client's own cost against a trivial
+// server (allocations per call pair included).
+func BenchmarkSetGet(b *testing.B) {
+	getBody := []byte(`{"key":"k","value":"v","version":7,"node":"node1"}` + "\n")
+	setBody := []byte(`{"key":"k","version":7,"node":"node1","acks":1,"w":1}` + "\n")
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost {
+			w.WriteHeader(201)
+			w.Write(setBody)
+			return
+		}
+		w.Write(getBody)
+	}))
+	defer s.Close()
+	c, err := client.New(client.Config{Endpoints: []string{s.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Set(ctx, "k", "v"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Get(ctx, "k", client.At(s.URL)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
