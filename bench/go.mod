@@ -30,5 +30,9 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-// The shared workload driver (pkg/benchdrive) comes from this repository.
+// This module holds only the benchmark's Redis and etcd clients, so that
+// their libraries stay out of the main module's go.mod. The workload driver
+// they share with `kvdb bench` (internal/bench/driver) comes from this
+// repository: the module path is inside github.com/kvdb/kvdb, so it may
+// import the main module's internal packages.
 replace github.com/kvdb/kvdb => ../

@@ -55,7 +55,7 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	return e, nil
 }
 
-// Op is the benchdrive operation: Put or Get.
+// Op is the driver operation: Put or Get.
 func (e *Etcd) Op(ctx context.Context, write bool, key string, value []byte) error {
 	if write {
 		_, err := e.cli.Put(ctx, key, string(value))

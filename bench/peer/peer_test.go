@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvdb/kvdb/pkg/benchdrive"
+	"github.com/kvdb/kvdb/internal/bench/driver"
 )
 
 // startPeers runs ../../scripts/bench-peers.sh on a fresh tmpfs directory
@@ -74,18 +74,18 @@ func TestPeersAgainstRealServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	for name, op := range map[string]benchdrive.Op{"redis-wait4": r.Op, "etcd": e.Op} {
-		if err := benchdrive.Preload(ctx, op, 100, 10, 4, 5*time.Second); err != nil {
+	for name, op := range map[string]driver.Op{"redis-wait4": r.Op, "etcd": e.Op} {
+		if err := driver.Preload(ctx, op, 100, 10, 4, 5*time.Second); err != nil {
 			t.Fatalf("%s preload: %v", name, err)
 		}
 		// After WAIT 4, every replica has the key: reads round robin over
 		// all five nodes find it.
 		for range 10 {
-			if err := op(ctx, false, benchdrive.KeyName(7), nil); err != nil {
+			if err := op(ctx, false, driver.KeyName(7), nil); err != nil {
 				t.Fatalf("%s read: %v", name, err)
 			}
 		}
-		res, err := benchdrive.Run(ctx, benchdrive.Config{Concurrency: 4, Duration: 300 * time.Millisecond, Keys: 100, WriteRatio: 0.5, ValueSize: 10}, op)
+		res, err := driver.Run(ctx, driver.Config{Concurrency: 4, Duration: 300 * time.Millisecond, Keys: 100, WriteRatio: 0.5, ValueSize: 10}, op)
 		if err != nil || res.Ops == 0 || res.Errors != 0 {
 			t.Errorf("%s: %v %+v", name, err, res)
 		}

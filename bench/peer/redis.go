@@ -1,6 +1,6 @@
 // Package peer holds the clients of the systems kvdb is compared with:
 // Redis (one primary, replicas read round robin, optionally WAIT after
-// each write) and etcd (clientv3). Each exposes a benchdrive.Op so that
+// each write) and etcd (clientv3). Each exposes a driver.Op so that
 // the very same driver loop as kvdb's runs against it.
 package peer
 
@@ -71,7 +71,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	return r, nil
 }
 
-// Op is the benchdrive operation: SET on the primary (then WAIT when
+// Op is the driver operation: SET on the primary (then WAIT when
 // configured), GET round robin over the primary and the replicas.
 func (r *Redis) Op(ctx context.Context, write bool, key string, value []byte) error {
 	if !write {

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvdb/kvdb/pkg/benchdrive"
+	"github.com/kvdb/kvdb/internal/bench/driver"
 )
 
 // shortDrive is a workload short enough for a unit test run.
-func shortDrive() benchdrive.Config {
-	d := benchdrive.DefaultConfig()
+func shortDrive() driver.Config {
+	d := driver.DefaultConfig()
 	d.Concurrency, d.Keys, d.Duration, d.Warmup = 4, 200, 300*time.Millisecond, 50*time.Millisecond
 	d.OpTimeout = 5 * time.Second
 	return d

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/kvdb/kvdb/internal/bench/driver"
 	"github.com/kvdb/kvdb/internal/store"
-	"github.com/kvdb/kvdb/pkg/benchdrive"
 )
 
 // MemoryResult is the heap cost of a filled store.
@@ -37,9 +37,9 @@ func MeasureStoreMemory(keys, valueSize int) MemoryResult {
 	before := liveHeap()
 	s := store.New(0)
 	var payload int
-	value := benchdrive.Value(valueSize, 0)
+	value := driver.Value(valueSize, 0)
 	for i := range keys {
-		k := benchdrive.KeyName(i)
+		k := driver.KeyName(i)
 		value[0] = 'a' + byte(i%26)
 		v := string(value) // a fresh copy per key
 		s.Apply(k, v, uint64(i+1))

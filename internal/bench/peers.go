@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kvdb/kvdb/pkg/benchdrive"
+	"github.com/kvdb/kvdb/internal/bench/driver"
 )
 
 // Locations inside the repository.
@@ -116,7 +116,7 @@ type PeerRun struct {
 	Bin      string // the kvdb-peerbench binary
 	System   string // redis, redis-wait4 or etcd
 	Workload string
-	Drive    benchdrive.Config
+	Drive    driver.Config
 	Env      map[string]string // endpoints, from Peers.Env
 	Preload  bool
 	// EtcdSerializable makes etcd's reads serializable.
@@ -126,7 +126,7 @@ type PeerRun struct {
 }
 
 // Run execs the peer client and parses its JSON row.
-func (r PeerRun) Run(ctx context.Context) (benchdrive.Result, error) {
+func (r PeerRun) Run(ctx context.Context) (driver.Result, error) {
 	args := append([]string{"--system", r.System, "--workload", r.Workload, "--progress",
 		fmt.Sprintf("--preload=%t", r.Preload), fmt.Sprintf("--etcd-serializable=%t", r.EtcdSerializable)},
 		r.Drive.Args()...)
@@ -143,7 +143,7 @@ func (r PeerRun) Run(ctx context.Context) (benchdrive.Result, error) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, r.Progress
 	runErr := cmd.Run()
-	var res benchdrive.Result
+	var res driver.Result
 	if line := bytes.TrimSpace(out.Bytes()); len(line) > 0 {
 		if err := json.Unmarshal(line, &res); err != nil {
 			return res, errors.Join(runErr, fmt.Errorf("peer client output: %w", err))

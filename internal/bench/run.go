@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvdb/kvdb/internal/bench/driver"
 	"github.com/kvdb/kvdb/internal/cluster"
 	"github.com/kvdb/kvdb/internal/replication"
-	"github.com/kvdb/kvdb/pkg/benchdrive"
 )
 
 // Config configures a side-by-side run.
@@ -23,7 +23,7 @@ type Config struct {
 	// Drive is the workload shape shared by every system. Its WriteRatio
 	// is used only when OverrideWriteRatio is set; otherwise each
 	// workload's own ratio applies.
-	Drive              benchdrive.Config
+	Drive              driver.Config
 	OverrideWriteRatio bool
 	// Workloads and Systems select what runs (default: all).
 	Workloads []Workload
@@ -89,7 +89,7 @@ func (c *Config) Validate() error {
 // Run runs every selected workload against every selected system, one
 // after another, and returns the rows it got. A run that fails is reported
 // in the error and left out of the rows; the others still run.
-func Run(ctx context.Context, cfg Config) ([]benchdrive.Result, error) {
+func Run(ctx context.Context, cfg Config) ([]driver.Result, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config) ([]benchdrive.Result, error) {
 	}
 
 	var (
-		rows      []benchdrive.Result
+		rows      []driver.Result
 		errs      []error
 		preloaded = map[string]bool{}
 		total     = len(cfg.Workloads) * len(cfg.Systems)
@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg Config) ([]benchdrive.Result, error) {
 			n++
 			fmt.Fprintf(pr, "[%d/%d] %s (%s) — %s: %s\n", n, total, w.Name, w.Title, sys, describe(drive))
 			var (
-				res benchdrive.Result
+				res driver.Result
 				err error
 			)
 			if sys == SystemKVDB {
@@ -155,9 +155,9 @@ func Run(ctx context.Context, cfg Config) ([]benchdrive.Result, error) {
 	return rows, errors.Join(errs...)
 }
 
-func describe(d benchdrive.Config) string {
+func describe(d driver.Config) string {
 	load := fmt.Sprintf("closed loop, %d clients", d.Concurrency)
-	if d.Mode == benchdrive.ModeOpen {
+	if d.Mode == driver.ModeOpen {
 		load = fmt.Sprintf("open loop at %g ops/s (at most %d in flight)", d.Rate, d.Concurrency)
 	}
 	return fmt.Sprintf("%s, %.0f%% writes, %s + %s warm-up", load, d.WriteRatio*100, d.Duration, d.Warmup)
@@ -248,7 +248,7 @@ func formatEnv(env map[string]string) string {
 
 // runKVDB starts a cluster for the workload (delays off) in a child
 // process (cfg.KVDBExe) or in this one, preloads the keys and drives it.
-func runKVDB(ctx context.Context, cfg Config, w Workload, drive benchdrive.Config) (res benchdrive.Result, err error) {
+func runKVDB(ctx context.Context, cfg Config, w Workload, drive driver.Config) (res driver.Result, err error) {
 	pr := cfg.Progress
 	var (
 		info                clusterInfo
@@ -294,7 +294,7 @@ func runKVDB(ctx context.Context, cfg Config, w Workload, drive benchdrive.Confi
 			return
 		}
 		start := time.Now()
-		if err = benchdrive.Preload(ctx, t.Op, drive.Keys, drive.ValueSize, drive.Concurrency, drive.OpTimeout); err != nil {
+		if err = driver.Preload(ctx, t.Op, drive.Keys, drive.ValueSize, drive.Concurrency, drive.OpTimeout); err != nil {
 			return
 		}
 		fmt.Fprintf(pr, "  %s: preloaded %d keys in %s\n", SystemKVDB, drive.Keys, time.Since(start).Round(time.Millisecond))
@@ -310,8 +310,8 @@ func runKVDB(ctx context.Context, cfg Config, w Workload, drive benchdrive.Confi
 			fmt.Fprintf(pr, "  %s: CPU profile of the cluster -> %s\n", SystemKVDB, path)
 			defer func() { err = errors.Join(err, stopProf(path)) }()
 		}
-		drive.Progress = func(p benchdrive.Progress) { fmt.Fprintln(pr, benchdrive.ProgressLine(w.Name, SystemKVDB, p)) }
-		res, err = benchdrive.Run(ctx, drive, t.Op)
+		drive.Progress = func(p driver.Progress) { fmt.Fprintln(pr, driver.ProgressLine(w.Name, SystemKVDB, p)) }
+		res, err = driver.Run(ctx, drive, t.Op)
 	})
 	if err != nil && res.Mode == "" {
 		return res, err
@@ -342,7 +342,7 @@ func startCPUProfile(path string) (stop func(), err error) {
 
 // Meta describes the conditions of a run, for the tables.
 type Meta struct {
-	Drive              benchdrive.Config
+	Drive              driver.Config
 	OverrideWriteRatio bool
 	Date               time.Time
 	GOOS, GOARCH, Go   string

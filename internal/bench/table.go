@@ -10,7 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/kvdb/kvdb/pkg/benchdrive"
+	"github.com/kvdb/kvdb/internal/bench/driver"
 )
 
 // Output file names inside --out.
@@ -21,12 +21,12 @@ const (
 
 // WriteResults writes dir/bench.json (the rows, a JSON list) and
 // dir/bench.md (the tables).
-func WriteResults(dir string, rows []benchdrive.Result, meta Meta) error {
+func WriteResults(dir string, rows []driver.Result, meta Meta) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	if rows == nil {
-		rows = []benchdrive.Result{}
+		rows = []driver.Result{}
 	}
 	js, err := json.MarshalIndent(rows, "", "  ")
 	if err != nil {
@@ -39,12 +39,12 @@ func WriteResults(dir string, rows []benchdrive.Result, meta Meta) error {
 }
 
 // ReadResults reads a bench.json.
-func ReadResults(path string) ([]benchdrive.Result, error) {
+func ReadResults(path string) ([]driver.Result, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var rows []benchdrive.Result
+	var rows []driver.Result
 	if err := json.Unmarshal(b, &rows); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -54,11 +54,11 @@ func ReadResults(path string) ([]benchdrive.Result, error) {
 // table indexes rows by workload and system, keeping first-seen order.
 type table struct {
 	workloads, systems []string
-	rows               map[[2]string]benchdrive.Result
+	rows               map[[2]string]driver.Result
 }
 
-func index(rows []benchdrive.Result) table {
-	t := table{rows: map[[2]string]benchdrive.Result{}}
+func index(rows []driver.Result) table {
+	t := table{rows: map[[2]string]driver.Result{}}
 	for _, r := range rows {
 		if !slices.Contains(t.workloads, r.Workload) {
 			t.workloads = append(t.workloads, r.Workload)
@@ -83,26 +83,26 @@ func index(rows []benchdrive.Result) table {
 	return t
 }
 
-func (t table) get(workload, system string) (benchdrive.Result, bool) {
+func (t table) get(workload, system string) (driver.Result, bool) {
 	r, ok := t.rows[[2]string{workload, system}]
 	return r, ok
 }
 
 // Ratio returns kvdb's ops/s divided by system's for the workload, and
 // whether both rows exist with a positive rate.
-func Ratio(rows []benchdrive.Result, workload, system string) (float64, bool) {
+func Ratio(rows []driver.Result, workload, system string) (float64, bool) {
 	t := index(rows)
-	return t.ratio(workload, system, func(r benchdrive.Result) float64 { return r.OpsPerSec })
+	return t.ratio(workload, system, func(r driver.Result) float64 { return r.OpsPerSec })
 }
 
 // LatencyRatio returns kvdb's p99 divided by system's (below 1: kvdb's
 // tail is shorter).
-func LatencyRatio(rows []benchdrive.Result, workload, system string) (float64, bool) {
+func LatencyRatio(rows []driver.Result, workload, system string) (float64, bool) {
 	t := index(rows)
-	return t.ratio(workload, system, func(r benchdrive.Result) float64 { return r.P99Ms })
+	return t.ratio(workload, system, func(r driver.Result) float64 { return r.P99Ms })
 }
 
-func (t table) ratio(workload, system string, f func(benchdrive.Result) float64) (float64, bool) {
+func (t table) ratio(workload, system string, f func(driver.Result) float64) (float64, bool) {
 	k, ok1 := t.get(workload, SystemKVDB)
 	p, ok2 := t.get(workload, system)
 	if !ok1 || !ok2 || f(p) <= 0 || f(k) <= 0 {
@@ -129,7 +129,7 @@ func workloadTitle(name string) string {
 
 // Markdown renders the rows: a throughput table with the kvdb/peer ratio
 // per workload, a latency table, and what each system does.
-func Markdown(rows []benchdrive.Result, meta Meta) string {
+func Markdown(rows []driver.Result, meta Meta) string {
 	var b strings.Builder
 	t := index(rows)
 	peers := slices.DeleteFunc(slices.Clone(t.systems), func(s string) bool { return s == SystemKVDB })
@@ -138,7 +138,7 @@ func Markdown(rows []benchdrive.Result, meta Meta) string {
 	b.WriteString("# kvdb bench\n\n")
 	d := meta.Drive
 	load := fmt.Sprintf("closed loop, %d concurrent clients per system", d.Concurrency)
-	if d.Mode == benchdrive.ModeOpen {
+	if d.Mode == driver.ModeOpen {
 		load = fmt.Sprintf("open loop at %g ops/s per system (at most %d in flight; latency from the intended start)", d.Rate, d.Concurrency)
 	}
 	ratio := "each workload's own write ratio"
@@ -191,7 +191,7 @@ func Markdown(rows []benchdrive.Result, meta Meta) string {
 		}
 		if hasKVDB {
 			for _, p := range peers {
-				cells = append(cells, fmtRatio(t.ratio(w, p, func(r benchdrive.Result) float64 { return r.OpsPerSec })))
+				cells = append(cells, fmtRatio(t.ratio(w, p, func(r driver.Result) float64 { return r.OpsPerSec })))
 			}
 		}
 		writeRow(&b, cells)
@@ -199,7 +199,7 @@ func Markdown(rows []benchdrive.Result, meta Meta) string {
 
 	b.WriteString("\n## Latency (ms)\n\n")
 	b.WriteString("Percentiles of successful operations in the measured window")
-	if d.Mode == benchdrive.ModeOpen {
+	if d.Mode == driver.ModeOpen {
 		b.WriteString(", from each request's intended start")
 	}
 	b.WriteString(". `client CPU` is the load generator's CPU over the run, in % of one core (the machine has ")
@@ -219,8 +219,8 @@ func Markdown(rows []benchdrive.Result, meta Meta) string {
 			}
 			opsRatio, latRatio := "", ""
 			if s != SystemKVDB && hasKVDB {
-				opsRatio = fmtRatio(t.ratio(w, s, func(r benchdrive.Result) float64 { return r.OpsPerSec }))
-				latRatio = fmtRatio(t.ratio(w, s, func(r benchdrive.Result) float64 { return r.P99Ms }))
+				opsRatio = fmtRatio(t.ratio(w, s, func(r driver.Result) float64 { return r.OpsPerSec }))
+				latRatio = fmtRatio(t.ratio(w, s, func(r driver.Result) float64 { return r.P99Ms }))
 			}
 			errs := fmt.Sprint(r.Errors)
 			if r.Dropped > 0 {
@@ -278,7 +278,7 @@ func writeRow(b *strings.Builder, cells []string) {
 }
 
 // WriteText prints the rows as an aligned table for a terminal.
-func WriteText(w io.Writer, rows []benchdrive.Result) {
+func WriteText(w io.Writer, rows []driver.Result) {
 	t := index(rows)
 	hasKVDB := slices.Contains(t.systems, SystemKVDB)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -291,8 +291,8 @@ func WriteText(w io.Writer, rows []benchdrive.Result) {
 			}
 			opsRatio, latRatio := "", ""
 			if s != SystemKVDB && hasKVDB {
-				opsRatio = fmtRatio(t.ratio(wl, s, func(r benchdrive.Result) float64 { return r.OpsPerSec }))
-				latRatio = fmtRatio(t.ratio(wl, s, func(r benchdrive.Result) float64 { return r.P99Ms }))
+				opsRatio = fmtRatio(t.ratio(wl, s, func(r driver.Result) float64 { return r.OpsPerSec }))
+				latRatio = fmtRatio(t.ratio(wl, s, func(r driver.Result) float64 { return r.P99Ms }))
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%s\t%s\t%s\t\n", wl, s, r.OpsPerSec, r.P50Ms, r.P99Ms, r.P999Ms, r.Errors, cpuPct(r.ClientCPUPct), opsRatio, latRatio)
 		}

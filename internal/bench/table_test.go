@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kvdb/kvdb/pkg/benchdrive"
+	"github.com/kvdb/kvdb/internal/bench/driver"
 )
 
-func sampleRows() []benchdrive.Result {
-	return []benchdrive.Result{
+func sampleRows() []driver.Result {
+	return []driver.Result{
 		{Workload: "read-r1", System: "kvdb", OpsPerSec: 20000, P50Ms: 1, P99Ms: 4, P999Ms: 8, Reads: 100, Notes: "kvdb w5r1"},
 		{Workload: "read-r1", System: "redis", OpsPerSec: 40000, P50Ms: 0.5, P99Ms: 2, P999Ms: 3, Reads: 100, Notes: "redis note"},
 		{Workload: "read-r1", System: "etcd", OpsPerSec: 8000, P50Ms: 3, P99Ms: 16, P999Ms: 30, MaxMs: 31, ReadP50Ms: 3, Reads: 100, Errors: 2, ClientCPUPct: 45},
@@ -44,7 +44,7 @@ func TestRatios(t *testing.T) {
 }
 
 func TestMarkdownTable(t *testing.T) {
-	meta := Meta{Drive: benchdrive.DefaultConfig(), CPUs: 2, GOOS: "linux", GOARCH: "amd64", Go: "go1.x",
+	meta := Meta{Drive: driver.DefaultConfig(), CPUs: 2, GOOS: "linux", GOARCH: "amd64", Go: "go1.x",
 		Versions: map[string]string{"redis": "Redis server v=7.0.15"}}
 	md := Markdown(sampleRows(), meta)
 	for _, want := range []string{
@@ -79,8 +79,8 @@ func TestMarkdownTable(t *testing.T) {
 }
 
 func TestMarkdownWithoutKVDBHasNoRatios(t *testing.T) {
-	rows := []benchdrive.Result{{Workload: "w3r3-50", System: "etcd", OpsPerSec: 100}}
-	md := Markdown(rows, Meta{Drive: benchdrive.DefaultConfig()})
+	rows := []driver.Result{{Workload: "w3r3-50", System: "etcd", OpsPerSec: 100}}
+	md := Markdown(rows, Meta{Drive: driver.DefaultConfig()})
 	if strings.Contains(md, "kvdb/etcd") {
 		t.Errorf("ratio column without a kvdb row:\n%s", md)
 	}
@@ -89,7 +89,7 @@ func TestMarkdownWithoutKVDBHasNoRatios(t *testing.T) {
 func TestWriteResultsRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "out")
 	rows := sampleRows()
-	if err := WriteResults(dir, rows, Meta{Drive: benchdrive.DefaultConfig()}); err != nil {
+	if err := WriteResults(dir, rows, Meta{Drive: driver.DefaultConfig()}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ReadResults(filepath.Join(dir, JSONFile))

@@ -1,6 +1,6 @@
 // Package bench is `kvdb bench`: kvdb beside Redis and etcd on the same
 // machine, with the same client concurrency and the same driver
-// (pkg/benchdrive), for the workloads of issue 7 — 100 % reads at R=1,
+// (internal/bench/driver), for the workloads of issue 7 — 100 % reads at R=1,
 // 50/50 at W5R1, 50/50 at W3R3, 90 % writes at W1R5 and leaderless W5R1.
 //
 // kvdb runs in process, one 5-node cluster per workload with the delays

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/bench"
-	"github.com/kvdb/kvdb/pkg/benchdrive"
+	"github.com/kvdb/kvdb/internal/bench/driver"
 )
 
 // Quick and full-run defaults of `kvdb bench`.
@@ -32,7 +32,7 @@ const (
 // (the rows obtained are still written), 2 for bad usage.
 func Bench(ctx context.Context, args []string, env Env) int {
 	fs := newFlagSet("bench", "[flags]", env.Stderr, false)
-	drive := benchdrive.DefaultConfig()
+	drive := driver.DefaultConfig()
 	drive.Duration, drive.Warmup = benchDuration, benchWarmup
 	drive.RegisterFlags(fs)
 	if f := fs.Lookup("write-ratio"); f != nil {
@@ -104,7 +104,7 @@ func Bench(ctx context.Context, args []string, env Env) int {
 			drive.Warmup = benchQuickWarmup
 		}
 	}
-	if drive.Mode == benchdrive.ModeOpen && !given["concurrency"] {
+	if drive.Mode == driver.ModeOpen && !given["concurrency"] {
 		drive.Concurrency = benchOpenInFlight
 	}
 	// Validate before SetDefaults, which would turn an explicit 0 (say

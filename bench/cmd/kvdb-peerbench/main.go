@@ -1,5 +1,5 @@
 // Command kvdb-peerbench runs one benchmark workload against Redis or etcd
-// with the same driver as `kvdb bench` (github.com/kvdb/kvdb/pkg/benchdrive)
+// with the same driver as `kvdb bench` (github.com/kvdb/kvdb/internal/bench/driver)
 // and prints the result row as one JSON line on stdout. `kvdb bench` builds
 // and runs it; it lives in a module of its own so that the main module does
 // not depend on the Redis and etcd client libraries.
@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/bench/peer"
-	"github.com/kvdb/kvdb/pkg/benchdrive"
+	"github.com/kvdb/kvdb/internal/bench/driver"
 )
 
 func main() {
@@ -48,7 +48,7 @@ const (
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kvdb-peerbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := benchdrive.DefaultConfig()
+	cfg := driver.DefaultConfig()
 	cfg.RegisterFlags(fs)
 	var (
 		system       = fs.String("system", "", "redis, redis-wait4 or etcd")
@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	dialTimeout := 5 * time.Second
 	var (
-		op    benchdrive.Op
+		op    driver.Op
 		close func() error
 		notes string
 	)
@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	if *preload {
 		start := time.Now()
-		if err := benchdrive.Preload(ctx, op, cfg.Keys, cfg.ValueSize, cfg.Concurrency, cfg.OpTimeout); err != nil {
+		if err := driver.Preload(ctx, op, cfg.Keys, cfg.ValueSize, cfg.Concurrency, cfg.OpTimeout); err != nil {
 			fmt.Fprintf(stderr, "kvdb-peerbench: %s: %v\n", *system, err)
 			return 1
 		}
@@ -128,11 +128,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *progress {
 		name := *system
-		cfg.Progress = func(p benchdrive.Progress) {
-			fmt.Fprintln(stderr, benchdrive.ProgressLine(*workload, name, p))
+		cfg.Progress = func(p driver.Progress) {
+			fmt.Fprintln(stderr, driver.ProgressLine(*workload, name, p))
 		}
 	}
-	res, err := benchdrive.Run(ctx, cfg, op)
+	res, err := driver.Run(ctx, cfg, op)
 	res.Workload, res.System, res.Notes = *workload, *system, notes
 	if res.Mode != "" {
 		if jerr := json.NewEncoder(stdout).Encode(res); jerr != nil {

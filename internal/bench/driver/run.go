@@ -1,4 +1,4 @@
-package benchdrive
+package driver
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/kvdb/kvdb/internal/openloop"
 )
 
 // Op performs one operation on the system under test: a write of value
@@ -142,8 +144,8 @@ type driver struct {
 	t0, measureFrom, end time.Time
 	// total is the open loop's schedule length.
 	total int64
-	// issued counts operations claimed (closed loop) or sequence numbers
-	// claimed (open loop); sent counts open-loop requests actually sent.
+	// issued counts operations claimed (closed loop); sent counts
+	// open-loop requests actually sent.
 	issued, sent atomic.Int64
 	// done and failed feed the progress reports.
 	done, failed atomic.Int64
@@ -159,7 +161,6 @@ type worker struct {
 	errs, late     int64
 	firstErr       error
 	lastEnd        time.Time
-	timer          *time.Timer
 }
 
 func newHistogram() *hdrhistogram.Histogram {
@@ -184,23 +185,22 @@ func (d *driver) run(ctx context.Context) (Result, error) {
 	stopProgress := d.startProgress()
 	cpu0 := processCPU()
 	workers := make([]*worker, cfg.Concurrency)
-	var wg sync.WaitGroup
 	for i := range workers {
-		w := &worker{
+		workers[i] = &worker{
 			rng:   rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)),
 			value: Value(cfg.ValueSize, uint64(i)),
 			reads: newHistogram(), writes: newHistogram(),
 		}
-		workers[i] = w
-		if cfg.Mode == ModeOpen {
-			w.timer = time.NewTimer(time.Hour)
-			w.timer.Stop()
-			wg.Go(func() { d.openWorker(runCtx, w) })
-		} else {
+	}
+	if cfg.Mode == ModeOpen {
+		d.openLoop(runCtx, workers)
+	} else {
+		var wg sync.WaitGroup
+		for _, w := range workers {
 			wg.Go(func() { d.closedWorker(runCtx, w) })
 		}
+		wg.Wait()
 	}
-	wg.Wait()
 	cpu, elapsed := processCPU()-cpu0, time.Since(d.t0)
 	stopProgress()
 	res := d.result(workers)
@@ -230,50 +230,33 @@ func (d *driver) closedWorker(ctx context.Context, w *worker) {
 	}
 }
 
-// openWorker claims the next sequence number i, waits until its intended
-// time t0 + i/Rate and sends it; latency counts from the intended time, so
-// a request that had to wait for a free worker carries its wait.
-func (d *driver) openWorker(ctx context.Context, w *worker) {
-	stopStarting := d.end.Add(d.cfg.Grace)
+// openLoop sends request i at t0 + i/Rate (package openloop, the
+// scheduler the load tester uses too) in one of the Concurrency workers'
+// slots; a request due while every worker is busy waits for one, and its
+// wait counts in its latency, measured from the intended time. No request
+// starts later than Grace after the schedule's end: the rest are dropped
+// (counted as Total - sent).
+func (d *driver) openLoop(ctx context.Context, workers []*worker) {
 	perOp := float64(time.Second) / d.cfg.Rate
-	for {
-		i := d.issued.Add(1) - 1
-		if i >= d.total {
-			return
-		}
-		intended := d.t0.Add(time.Duration(float64(i) * perOp))
-		if !w.sleepUntil(ctx, intended) {
-			return
-		}
-		start := time.Now()
-		if start.After(stopStarting) {
-			return
-		}
-		d.sent.Add(1)
-		if start.Sub(intended) > d.cfg.LateThreshold && !intended.Before(d.measureFrom) {
-			w.late++
-		}
-		if d.cfg.trace != nil {
-			d.cfg.trace(i, intended, start)
-		}
-		d.one(ctx, w, intended)
+	s := openloop.Scheduler[struct{}]{
+		Start: d.t0, Total: d.total, MaxInFlight: len(workers),
+		Offset:     func(i int64) time.Duration { return time.Duration(float64(i) * perOp) },
+		QueueUntil: d.end.Add(d.cfg.Grace),
+		Send: func(slot int, seq int64, intended time.Time, _ struct{}) {
+			w := workers[slot]
+			start := time.Now()
+			d.sent.Add(1)
+			if start.Sub(intended) > d.cfg.LateThreshold && !intended.Before(d.measureFrom) {
+				w.late++
+			}
+			if d.cfg.trace != nil {
+				d.cfg.trace(seq, intended, start)
+			}
+			d.one(ctx, w, intended)
+		},
 	}
-}
-
-// sleepUntil waits until t; false if ctx ended first.
-func (w *worker) sleepUntil(ctx context.Context, t time.Time) bool {
-	wait := time.Until(t)
-	if wait <= 0 {
-		return ctx.Err() == nil
-	}
-	w.timer.Reset(wait)
-	select {
-	case <-w.timer.C:
-		return true
-	case <-ctx.Done():
-		w.timer.Stop()
-		return false
-	}
+	s.Run(ctx)
+	s.Wait(0, nil)
 }
 
 // one performs one operation intended at intended (its start in the

@@ -1,4 +1,4 @@
-package benchdrive
+package driver
 
 import (
 	"context"

@@ -1,16 +1,24 @@
-// Package benchdrive drives a key-value workload against any system and
+// Package driver drives a key-value workload against any system and
 // measures it: a closed loop (a fixed number of clients, each sending its
 // next request when the previous one is answered) or an open loop (requests
 // intended at a fixed rate, latency measured from the intended start time
 // so that a stalled system cannot hide its queue — no coordinated
-// omission), with HDR latency histograms and one Result row per run.
+// omission; the scheduler is package openloop, the load tester's too), with
+// HDR latency histograms and one Result row per run.
 //
-// It is a public package, not an internal one, because two Go modules use
-// it: `kvdb bench` in the main module, and the peer client in the separate
-// bench/ module (which holds the Redis and etcd client libraries so that the
-// main module does not depend on them). Both then drive their systems with
-// exactly the same loop.
-package benchdrive
+// The benchmark code lives in three places, one job each:
+//
+//   - internal/bench: `kvdb bench` itself — workloads, the kvdb target,
+//     starting the peers, tables;
+//   - internal/bench/driver (this package): the loop every system is driven
+//     with;
+//   - bench/ (a Go module of its own, github.com/kvdb/kvdb/bench): the Redis
+//     and etcd clients and the kvdb-peerbench command that `kvdb bench`
+//     runs for them. It is a separate module only so that go-redis and etcd
+//     clientv3 stay out of the main module's go.mod; being inside the
+//     repository's import path, it may import this internal package, so
+//     kvdb and its peers run exactly the same loop.
+package driver
 
 import (
 	"errors"

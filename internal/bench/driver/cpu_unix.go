@@ -1,6 +1,6 @@
 //go:build unix
 
-package benchdrive
+package driver
 
 import (
 	"syscall"
