@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
 )
 
@@ -42,7 +43,7 @@ type clusterInfo struct {
 // preset (delays off, free loopback ports), prints its ready line on out
 // and serves commands from in until in ends or ctx does.
 func ServeCluster(ctx context.Context, preset string, in io.Reader, out io.Writer) (err error) {
-	c, err := cluster.Start(ctx, cluster.Config{Preset: preset, Delays: replication.NoDelays()})
+	c, err := cluster.Start(ctx, cluster.Config{Preset: preset, Node: node.Config{Replication: replication.Config{Delays: replication.NoDelays()}}})
 	if err != nil {
 		return err
 	}

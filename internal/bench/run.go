@@ -15,6 +15,7 @@ import (
 
 	"github.com/kvdb/kvdb/internal/bench/driver"
 	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
 )
 
@@ -265,7 +266,7 @@ func runKVDB(ctx context.Context, cfg Config, w Workload, drive driver.Config) (
 		startProf = cp.StartProfile
 		stopProf = func(string) error { return cp.StopProfile() }
 	} else {
-		c, err := cluster.Start(ctx, cluster.Config{Preset: w.Preset, Delays: replication.NoDelays()})
+		c, err := cluster.Start(ctx, cluster.Config{Preset: w.Preset, Node: node.Config{Replication: replication.Config{Delays: replication.NoDelays()}}})
 		if err != nil {
 			return res, err
 		}

@@ -22,12 +22,12 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 		cfg     experiment.Config
 		configs = "w5r1,w1r5,w3r3,leaderless,leaderless-w3r3"
 		ratios  = "1,10,50,90"
-		delays  = delaysFlag{replication.PaperDelays()}
+		delays  = replication.PaperDelays()
 		seed    uint64
 	)
 	fs.StringVar(&configs, "configs", configs, "comma-separated configs: w5r1, w1r5, w3r3, leaderless, leaderless-w3r3")
 	fs.StringVar(&ratios, "ratios", ratios, "comma-separated write ratios in percent")
-	fs.Var(&delays, "delays", "delay `profile`: paper, none, paper*F or gap=D,apply=D,read=D[,sequential=BOOL]")
+	fs.Var((*delaysValue)(&delays), "delays", "delay `profile`: paper, none, paper*F or gap=D,apply=D,read=D[,sequential=BOOL]")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each load run (default 25s, 4s with --quick)")
 	fs.Float64Var(&cfg.QPS, "qps", 40, "target requests per second of each run")
 	fs.BoolVar(&cfg.Quick, "quick", false, "short runs: the whole matrix in under two minutes")
@@ -42,7 +42,7 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 		return usageExit(fs, env.Stderr, err)
 	}
 	cfg.Configs = splitList(configs)
-	cfg.Delays, cfg.Seed = delays.d, seed
+	cfg.Delays, cfg.Seed = delays, seed
 	cfg.Progress, cfg.Terminal = env.Stdout, env.IsTerminal
 	_, out, err := experiment.Run(ctx, cfg)
 	if out != nil {

@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
+	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
 )
 
@@ -77,32 +79,115 @@ func usageExit(fs *flag.FlagSet, w io.Writer, err error) int {
 	return 2
 }
 
-// delaysFlag is a flag.Value holding a delay profile.
-type delaysFlag struct{ d replication.Delays }
+// nodeFlags binds the flags for a node's knobs — every setting `kvdb
+// serve` and `kvdb cluster` share — directly to the fields of cfg, with
+// the values already in cfg (node.DefaultConfig) as defaults. Adding a
+// knob means one config field and one line here. Flags that name the
+// node or its cluster (--id, --peers, --w, ... or --config, --n, ...)
+// are the commands' own.
+func nodeFlags(fs *flag.FlagSet, cfg *node.Config) {
+	rc, sc := &cfg.Replication, &cfg.Server
+	fs.Var((*delaysValue)(&rc.Delays), "delays", "delay `profile`: paper (sequential replication, 200ms gap, 100ms apply, 50ms peer read),\nnone, paper*F (scaled), or gap=D,apply=D,read=D[,sequential=BOOL]")
+	fs.DurationVar(&rc.PeerTimeout, "peer-timeout", rc.PeerTimeout, "timeout of one node-to-node message")
+	fs.DurationVar(&sc.RequestTimeout, "request-timeout", sc.RequestTimeout, "timeout of one client set or get, coordination included")
+	fs.DurationVar(&rc.RetryFor, "retry-for", rc.RetryFor, "how long updates a peer missed are kept and retried for it (hinted handoff)")
+	fs.IntVar(&rc.MaxHints, "max-hints", rc.MaxHints, "most updates kept per unreachable peer (one per key); past it they are dropped and counted")
+	fs.IntVar(&rc.MaxInFlightPerPeer, "max-in-flight", rc.MaxInFlightPerPeer, "most replication messages in flight to one peer; past it an update becomes a hint")
+	enabledVar(fs, &rc.DisableHintedHandoff, "hinted-handoff", "keep updates an unreachable peer missed and deliver them when it answers again")
+	enabledVar(fs, &rc.DisableReadRepair, "read-repair", "reads with R>1 bring the replicas they saw behind up to date")
+	enabledVar(fs, &rc.DisableCatchUp, "catch-up", "on start, copy the current state from the leader (or the peers) before serving clients")
+	enabledVar(fs, &rc.DisableBatching, "batching", "under a parallel delay profile, send the updates queued for a peer as one message")
+	fs.IntVar(&sc.MaxKeyBytes, "max-key-bytes", sc.MaxKeyBytes, "largest key accepted")
+	fs.IntVar(&sc.MaxValueBytes, "max-value-bytes", sc.MaxValueBytes, "largest value accepted")
+	fs.DurationVar(&sc.BodyReadTimeout, "body-timeout", sc.BodyReadTimeout, "bound on receiving a request body; a slower body gets 408 and its connection is closed")
+	fs.StringVar(&sc.ClusterToken, "cluster-token", sc.ClusterToken, "shared secret required on /internal/ and PUT /config (Authorization: Bearer ...);\nwithout one those answer loopback callers only (protected mode)")
+	fs.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "write-ahead log fsync policy: always (group commit before every ack),\ninterval (every 100ms) or never (the OS decides)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "bound on graceful shutdown")
+}
 
-func (f *delaysFlag) String() string { return f.d.String() }
-func (f *delaysFlag) Set(s string) error {
+// enabledVar binds a positively named boolean flag (--read-repair,
+// default true) to a config field that says the opposite
+// (DisableReadRepair, whose zero value keeps the mechanism on): the one
+// place the CLI inverts a boolean.
+func enabledVar(fs *flag.FlagSet, disabled *bool, name, usage string) {
+	fs.Var((*enabledValue)(disabled), name, usage)
+}
+
+// enabledValue is a bool flag that stores its negation.
+type enabledValue bool
+
+func (v *enabledValue) String() string {
+	if v == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!bool(*v))
+}
+
+func (v *enabledValue) Set(s string) error {
+	on, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("parse error: want true or false")
+	}
+	*v = enabledValue(!on)
+	return nil
+}
+
+func (v *enabledValue) IsBoolFlag() bool { return true }
+
+// delaysValue is a flag.Value setting a delay profile.
+type delaysValue replication.Delays
+
+func (v *delaysValue) String() string {
+	if v == nil || v.Name == "" {
+		return replication.NoDelays().String()
+	}
+	return (*replication.Delays)(v).String()
+}
+
+func (v *delaysValue) Set(s string) error {
 	d, err := replication.ParseDelays(s)
 	if err != nil {
 		return err
 	}
-	f.d = d
+	*v = delaysValue(d)
 	return nil
 }
 
-// membersFlag parses "id=url,id=url" or plain "url,url" (ids node1..).
-type membersFlag struct{ m []replication.Member }
+// modeValue is a flag.Value setting the replication mode.
+type modeValue replication.Mode
 
-func (f *membersFlag) String() string {
-	parts := make([]string, len(f.m))
-	for i, m := range f.m {
+func (v *modeValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return string(*v)
+}
+
+func (v *modeValue) Set(s string) error {
+	m, err := replication.ParseMode(s)
+	if err != nil {
+		return err
+	}
+	*v = modeValue(m)
+	return nil
+}
+
+// membersValue parses "id=url,id=url" or plain "url,url" (ids node1..).
+type membersValue []replication.Member
+
+func (v *membersValue) String() string {
+	if v == nil {
+		return ""
+	}
+	parts := make([]string, len(*v))
+	for i, m := range *v {
 		parts[i] = m.ID + "=" + m.URL
 	}
 	return strings.Join(parts, ",")
 }
 
-func (f *membersFlag) Set(s string) error {
-	f.m = nil
+func (v *membersValue) Set(s string) error {
+	var ms []replication.Member
 	for i, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -115,10 +200,11 @@ func (f *membersFlag) Set(s string) error {
 		if !strings.Contains(u, "://") {
 			u = "http://" + u
 		}
-		f.m = append(f.m, replication.Member{ID: strings.TrimSpace(id), URL: strings.TrimRight(strings.TrimSpace(u), "/")})
+		ms = append(ms, replication.Member{ID: strings.TrimSpace(id), URL: strings.TrimRight(strings.TrimSpace(u), "/")})
 	}
-	if len(f.m) == 0 {
+	if len(ms) == 0 {
 		return errors.New("empty member list")
 	}
+	*v = ms
 	return nil
 }

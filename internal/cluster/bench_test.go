@@ -18,7 +18,7 @@ func benchCluster(b *testing.B, preset string) *cluster.Cluster {
 	b.Helper()
 	cfg := cluster.Config{Preset: preset}
 	if p, ok := strings.CutSuffix(preset, "-nobatch"); ok {
-		cfg.Preset, cfg.DisableBatching = p, true
+		cfg.Preset, cfg.Node.Replication.DisableBatching = p, true
 	}
 	c, err := cluster.Start(context.Background(), cfg)
 	if err != nil {

@@ -59,7 +59,8 @@ func LookupPreset(name string) (Preset, error) {
 
 // Config configures a local cluster.
 type Config struct {
-	// Preset names the replication setting (default w5r1).
+	// Preset names the replication setting (default w5r1); it sets the
+	// template's mode, W and R.
 	Preset string
 	// N is the number of nodes (default 5).
 	N int
@@ -68,45 +69,48 @@ type Config struct {
 	// BasePort is the first node's port; the others follow it. Zero picks
 	// free ports.
 	BasePort int
-	// Delays is the delay profile (default none).
-	Delays replication.Delays
-	// PeerTimeout, RequestTimeout and RetryFor pass through to each node
-	// (zero keeps the node defaults).
-	PeerTimeout, RequestTimeout, RetryFor time.Duration
-	// ClusterToken, if set, is shared by every node.
-	ClusterToken string
-	// DisableHintedHandoff and DisableReadRepair pass through to each node.
-	DisableHintedHandoff, DisableReadRepair bool
-	// DisableBatching sends every replication update as its own message.
-	DisableBatching bool
+	// Node is the template every node is built from (zero fields keep the
+	// node defaults; see node.Config): delays, timeouts, repair switches,
+	// limits, cluster token, fsync policy, logger. Start fills in what
+	// differs per node — the member ID, listen address, members, mode, W
+	// and R from the preset, the data directory and the transport wrap —
+	// and gives each node the template's logger with a "node" attribute.
+	Node node.Config
 	// DataDir, if set, gives every node a write-ahead log in DataDir/<id>.
 	DataDir string
 	// Faults, if set, is put between every node and its peers (tests).
 	Faults *transport.Faults
-	// Logger receives every node's logs (default: discard).
-	Logger *slog.Logger
+	// Network, if set, carries every node's node-to-node calls in place of
+	// HTTP (tests); Start sets it as each node's Network, Stop unregisters
+	// the node.
+	Network *transport.InmemNetwork
+}
+
+// DefaultConfig returns the defaults: w5r1 on five nodes on 127.0.0.1,
+// free ports, every node at node.DefaultConfig.
+func DefaultConfig() Config {
+	return Config{Preset: "w5r1", N: 5, Host: "127.0.0.1", Node: node.DefaultConfig()}
 }
 
 // SetDefaults fills zero fields.
 func (c *Config) SetDefaults() {
+	d := DefaultConfig()
 	if c.Preset == "" {
-		c.Preset = "w5r1"
+		c.Preset = d.Preset
 	}
 	if c.N == 0 {
-		c.N = 5
+		c.N = d.N
 	}
 	if c.Host == "" {
-		c.Host = "127.0.0.1"
+		c.Host = d.Host
 	}
-	if c.Delays.Name == "" {
-		c.Delays = replication.NoDelays()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+	if c.Node.Logger == nil {
+		c.Node.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
-// Validate reports invalid settings.
+// Validate reports invalid settings. The template's own settings are
+// checked per node by node.New.
 func (c *Config) Validate() error {
 	var errs []error
 	p, err := LookupPreset(c.Preset)
@@ -121,7 +125,29 @@ func (c *Config) Validate() error {
 	if c.BasePort < 0 || c.BasePort+c.N-1 > 65535 {
 		errs = append(errs, fmt.Errorf("base port %d: ports must stay within 1..65535", c.BasePort))
 	}
+	if c.Node.DataDir != "" {
+		errs = append(errs, errors.New("set the cluster's DataDir (the root of every node's directory), not the template's"))
+	}
 	return errors.Join(errs...)
+}
+
+// nodeConfig is node i's config: the template with what differs per node.
+func (c *Config) nodeConfig(p Preset, members []replication.Member, i int) node.Config {
+	ncfg := c.Node
+	rc := &ncfg.Replication
+	rc.Self, rc.Members, rc.Mode, rc.W, rc.R, rc.Leader = members[i].ID, members, p.Mode, p.W, p.R, ""
+	ncfg.Listen = members[i].URL[len("http://"):]
+	ncfg.Logger = c.Node.Logger.With("node", members[i].ID)
+	if c.DataDir != "" {
+		ncfg.DataDir = filepath.Join(c.DataDir, members[i].ID)
+	}
+	if c.Faults != nil {
+		ncfg.WrapTransport = c.Faults.Wrap(ncfg.Listen)
+	}
+	if c.Network != nil {
+		ncfg.Network = c.Network
+	}
+	return ncfg
 }
 
 // Cluster is a running local cluster.
@@ -167,23 +193,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		members[i] = replication.Member{ID: "node" + strconv.Itoa(i+1), URL: "http://" + l.Addr().String()}
 	}
 	c := &Cluster{cfg: cfg, preset: p, down: make([]bool, cfg.N), errs: make([]chan error, cfg.N)}
-	for i, l := range listeners {
-		ncfg := node.Config{
-			ID: members[i].ID, Listen: l.Addr().String(), Mode: p.Mode, Members: members,
-			W: p.W, R: p.R, Delays: cfg.Delays, PeerTimeout: cfg.PeerTimeout,
-			RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RetryFor,
-			ClusterToken: cfg.ClusterToken, Logger: cfg.Logger.With("node", members[i].ID),
-			DisableHintedHandoff: cfg.DisableHintedHandoff, DisableReadRepair: cfg.DisableReadRepair,
-			DisableBatching: cfg.DisableBatching,
-		}
-		if cfg.DataDir != "" {
-			ncfg.DataDir = filepath.Join(cfg.DataDir, members[i].ID)
-		}
-		if cfg.Faults != nil {
-			ncfg.WrapTransport = cfg.Faults.Wrap(l.Addr().String())
-		}
+	for i := range listeners {
+		ncfg := cfg.nodeConfig(p, members, i)
 		n, err := node.New(ncfg)
 		if err != nil {
+			// Nothing has started yet: the nodes built so far hold only
+			// their logs and clients.
+			for _, built := range c.nodes {
+				_ = built.Kill()
+			}
 			closeAll()
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
@@ -269,7 +287,7 @@ func (c *Cluster) Nodes() []*node.Node {
 func (c *Cluster) URLs() []string {
 	urls := make([]string, len(c.ncfgs))
 	for i, n := range c.ncfgs {
-		urls[i] = n.Members[i].URL
+		urls[i] = n.Replication.Members[i].URL
 	}
 	return urls
 }
@@ -294,6 +312,9 @@ func (c *Cluster) Stop(i int) error {
 	c.down[i] = true
 	n, errc := c.nodes[i], c.errs[i]
 	c.mu.Unlock()
+	if c.cfg.Network != nil {
+		c.cfg.Network.Unregister(n.ID())
+	}
 	return errors.Join(n.Kill(), <-errc)
 }
 

@@ -12,7 +12,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/server"
 	"github.com/kvdb/kvdb/internal/transport"
 )
 
@@ -27,7 +29,7 @@ func TestLeaderFollowerReadYourWrite(t *testing.T) {
 	for _, preset := range []string{"w5r1", "w3r3", "w1r5"} {
 		t.Run(preset, func(t *testing.T) {
 			t.Parallel()
-			c := start(t, cluster.Config{Preset: preset, Delays: scaled(0.05)})
+			c := start(t, cluster.Config{Preset: preset, Node: node.Config{Replication: replication.Config{Delays: scaled(0.05)}}})
 			cl := newClient(t)
 			urls := c.URLs()
 			leader := urls[0]
@@ -52,7 +54,7 @@ func TestLocalReadShowsInconsistencyWindow(t *testing.T) {
 	for _, preset := range []string{"w1r5", "w3r3"} {
 		t.Run(preset, func(t *testing.T) {
 			t.Parallel()
-			c := start(t, cluster.Config{Preset: preset, Delays: replication.PaperDelays()})
+			c := start(t, cluster.Config{Preset: preset, Node: node.Config{Replication: replication.Config{Delays: replication.PaperDelays()}}})
 			cl := newClient(t)
 			urls := c.URLs()
 			last := urls[len(urls)-1] // replicated to last, 1.2 s after the write starts
@@ -83,7 +85,7 @@ func TestLocalReadShowsInconsistencyWindow(t *testing.T) {
 // other nodes return older data; after the acknowledgement the coordinator
 // and every other node return the new value.
 func TestLeaderlessWindowAndAfterAck(t *testing.T) {
-	c := start(t, cluster.Config{Preset: "leaderless", Delays: scaled(0.25)})
+	c := start(t, cluster.Config{Preset: "leaderless", Node: node.Config{Replication: replication.Config{Delays: scaled(0.25)}}})
 	cl := newClient(t)
 	urls := c.URLs()
 	coord := 2
@@ -154,7 +156,7 @@ func TestPaperDelayFloors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("uses the full paper delays")
 	}
-	c := start(t, cluster.Config{Preset: "w5r1", Delays: replication.PaperDelays()})
+	c := start(t, cluster.Config{Preset: "w5r1", Node: node.Config{Replication: replication.Config{Delays: replication.PaperDelays()}}})
 	cl := newClient(t)
 	leader := c.URLs()[0]
 	cases := []struct {
@@ -195,7 +197,7 @@ func TestConcurrentWritersConverge(t *testing.T) {
 		{"w5r1", ""}, {"w5r1", "w=1"}, {"leaderless", ""}, {"leaderless", "w=1"},
 	} {
 		t.Run(tc.preset+"/"+tc.query, func(t *testing.T) {
-			c := start(t, cluster.Config{Preset: tc.preset, Delays: replication.Delays{Name: "custom", Apply: time.Millisecond}})
+			c := start(t, cluster.Config{Preset: tc.preset, Node: node.Config{Replication: replication.Config{Delays: replication.Delays{Name: "custom", Apply: time.Millisecond}}}})
 			cl := newClient(t)
 			urls := c.URLs()
 			var wg sync.WaitGroup
@@ -271,7 +273,7 @@ func TestConcurrentWritersConverge(t *testing.T) {
 func TestDeadFollower(t *testing.T) {
 	for _, delays := range []replication.Delays{replication.NoDelays(), scaled(0.1)} {
 		t.Run(delays.String(), func(t *testing.T) {
-			c := start(t, cluster.Config{Preset: "w5r1", Delays: delays, RequestTimeout: 3 * time.Second, RetryFor: 200 * time.Millisecond})
+			c := start(t, cluster.Config{Preset: "w5r1", Node: node.Config{Replication: replication.Config{Delays: delays, RetryFor: 200 * time.Millisecond}, Server: server.Config{RequestTimeout: 3 * time.Second}}})
 			cl := newClient(t)
 			urls := c.URLs()
 			if err := c.Stop(3); err != nil {
@@ -298,7 +300,7 @@ func TestDeadFollower(t *testing.T) {
 // the request timeout.
 func TestHungFollowerBoundedByTimeout(t *testing.T) {
 	faults := transport.NewFaults()
-	c := start(t, cluster.Config{Preset: "w5r1", Faults: faults, RequestTimeout: 500 * time.Millisecond, PeerTimeout: 300 * time.Millisecond, RetryFor: 100 * time.Millisecond})
+	c := start(t, cluster.Config{Preset: "w5r1", Faults: faults, Node: node.Config{Replication: replication.Config{PeerTimeout: 300 * time.Millisecond, RetryFor: 100 * time.Millisecond}, Server: server.Config{RequestTimeout: 500 * time.Millisecond}}})
 	cl := newClient(t)
 	urls := c.URLs()
 	faults.Delay(c.Hosts()[2], 10*time.Second)
@@ -325,7 +327,7 @@ func TestHungFollowerBoundedByTimeout(t *testing.T) {
 // background retries bring it up to date once the partition heals.
 func TestPartitionHealsByRetry(t *testing.T) {
 	faults := transport.NewFaults()
-	c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, RetryFor: 10 * time.Second})
+	c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, Node: node.Config{Replication: replication.Config{RetryFor: 10 * time.Second}}})
 	cl := newClient(t)
 	urls, hosts := c.URLs(), c.Hosts()
 	faults.Isolate(hosts[4])
@@ -413,7 +415,7 @@ func TestConfigClusterWide(t *testing.T) {
 // With a cluster token, internal endpoints refuse callers without it while
 // replication between nodes (which send it) works.
 func TestClusterToken(t *testing.T) {
-	c := start(t, cluster.Config{Preset: "w5r1", ClusterToken: "s3cret"})
+	c := start(t, cluster.Config{Preset: "w5r1", Node: node.Config{Server: server.Config{ClusterToken: "s3cret"}}})
 	cl := newClient(t)
 	u := c.URLs()[1]
 	for _, p := range []struct{ method, path, body string }{
@@ -442,7 +444,7 @@ func decode(t testing.TB, resp *http.Response, v any) {
 // A dead leader: followers answer writes with a clear 503 instead of
 // redirecting clients to it, and keep serving reads.
 func TestDeadLeader(t *testing.T) {
-	c := start(t, cluster.Config{Preset: "w5r1", PeerTimeout: 500 * time.Millisecond})
+	c := start(t, cluster.Config{Preset: "w5r1", Node: node.Config{Replication: replication.Config{PeerTimeout: 500 * time.Millisecond}}})
 	cl := newClient(t)
 	urls := c.URLs()
 	mustStatus(t, "write before", cl.set(urls[0], "k", "v"), http.StatusCreated)
@@ -468,7 +470,7 @@ func TestDeadLeader(t *testing.T) {
 // replication messages, read repairs and keys held.
 func TestMetrics(t *testing.T) {
 	faults := transport.NewFaults()
-	c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, DisableHintedHandoff: true})
+	c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, Node: node.Config{Replication: replication.Config{DisableHintedHandoff: true}}})
 	cl := newClient(t)
 	urls := c.URLs()
 	faults.Isolate(c.Hosts()[4])

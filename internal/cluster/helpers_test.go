@@ -94,8 +94,8 @@ func mustStatus(t testing.TB, what string, r reply, want int) {
 // start runs a cluster for the test and closes it at cleanup.
 func start(t testing.TB, cfg cluster.Config) *cluster.Cluster {
 	t.Helper()
-	if cfg.PeerTimeout == 0 {
-		cfg.PeerTimeout = time.Second
+	if cfg.Node.Replication.PeerTimeout == 0 {
+		cfg.Node.Replication.PeerTimeout = time.Second
 	}
 	c, err := cluster.Start(context.Background(), cfg)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/node"
+	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/transport"
 )
 
@@ -18,7 +20,7 @@ import (
 func TestLaterAcknowledgedWriteWinsEverywhere(t *testing.T) {
 	for _, preset := range cluster.PresetNames() {
 		t.Run(preset, func(t *testing.T) {
-			c := start(t, cluster.Config{Preset: preset, Delays: scaled(0.1)})
+			c := start(t, cluster.Config{Preset: preset, Node: node.Config{Replication: replication.Config{Delays: scaled(0.1)}}})
 			cl := newClient(t)
 			urls := c.URLs()
 			firstAt, laterAt := urls[4], urls[3]
@@ -56,7 +58,7 @@ func TestQuorumReadsNeverGoBack(t *testing.T) {
 	for _, preset := range []string{"w3r3", "leaderless-w3r3"} {
 		t.Run(preset, func(t *testing.T) {
 			faults := transport.NewFaults()
-			c := start(t, cluster.Config{Preset: preset, Delays: scaled(0.5), Faults: faults})
+			c := start(t, cluster.Config{Preset: preset, Faults: faults, Node: node.Config{Replication: replication.Config{Delays: scaled(0.5)}}})
 			cl := newClient(t)
 			urls, hosts := c.URLs(), c.Hosts()
 			first := cl.set(urls[0], "k", "old")

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/node"
+	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/transport"
 )
 
@@ -16,7 +18,7 @@ import (
 // that nothing else can heal it.
 func TestReadRepairHealsDivergence(t *testing.T) {
 	faults := transport.NewFaults()
-	c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, DisableHintedHandoff: true})
+	c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, Node: node.Config{Replication: replication.Config{DisableHintedHandoff: true}}})
 	cl := newClient(t)
 	urls, hosts := c.URLs(), c.Hosts()
 	faults.Isolate(hosts[4])
@@ -41,7 +43,7 @@ func TestHintedHandoff(t *testing.T) {
 	for _, handoff := range []bool{true, false} {
 		t.Run(fmt.Sprintf("handoff=%t", handoff), func(t *testing.T) {
 			faults := transport.NewFaults()
-			c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, DisableHintedHandoff: !handoff, DisableReadRepair: true})
+			c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, Node: node.Config{Replication: replication.Config{DisableHintedHandoff: !handoff, DisableReadRepair: true}}})
 			cl := newClient(t)
 			urls, hosts := c.URLs(), c.Hosts()
 			faults.Isolate(hosts[4])

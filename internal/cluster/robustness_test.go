@@ -18,7 +18,9 @@ import (
 	"github.com/kvdb/kvdb/internal/cluster"
 	"github.com/kvdb/kvdb/internal/history"
 	"github.com/kvdb/kvdb/internal/load"
+	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/server"
 	"github.com/kvdb/kvdb/internal/transport"
 )
 
@@ -139,8 +141,7 @@ func runRobustness(t *testing.T, tg robustTarget, ti int, seed uint64) {
 	t.Logf("%s: %s", tg.name, run)
 
 	faults := transport.NewFaults()
-	c := start(t, cluster.Config{Preset: tg.preset, N: robustN, Delays: run.delays, Faults: faults,
-		PeerTimeout: robustPeerTimeout, RequestTimeout: robustRequestTimeout})
+	c := start(t, cluster.Config{Preset: tg.preset, N: robustN, Faults: faults, Node: node.Config{Replication: replication.Config{Delays: run.delays, PeerTimeout: robustPeerTimeout}, Server: server.Config{RequestTimeout: robustRequestTimeout}}})
 	hc := load.NewHTTPClient(2 * run.clients)
 	t.Cleanup(hc.CloseIdleConnections)
 	urls := c.URLs()

@@ -20,6 +20,7 @@ import (
 	"github.com/kvdb/kvdb/internal/check"
 	"github.com/kvdb/kvdb/internal/cluster"
 	"github.com/kvdb/kvdb/internal/load"
+	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/report"
 )
@@ -165,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*report.Results, *report.Output, erro
 
 // runConfig starts one embedded cluster and runs every ratio against it.
 func runConfig(ctx context.Context, cfg *Config, preset string, p *progress, i *int) error {
-	c, err := cluster.Start(ctx, cluster.Config{Preset: preset, Delays: cfg.Delays, Logger: cfg.Logger})
+	c, err := cluster.Start(ctx, cluster.Config{Preset: preset, Node: node.Config{Replication: replication.Config{Delays: cfg.Delays}, Logger: cfg.Logger}})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
 )
 
@@ -25,7 +26,7 @@ func startCluster(t *testing.T, preset string) *cluster.Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cluster.Start(context.Background(), cluster.Config{Preset: preset, Delays: delays})
+	c, err := cluster.Start(context.Background(), cluster.Config{Preset: preset, Node: node.Config{Replication: replication.Config{Delays: delays}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,111 +25,117 @@ import (
 	"github.com/kvdb/kvdb/internal/wal"
 )
 
-// Config is everything one node needs. Zero fields take the defaults that
-// SetDefaults documents.
+// Config is everything one node needs: the replication engine's config,
+// the HTTP layer's config, and the few settings that belong to the node
+// itself. Zero fields take the defaults that SetDefaults documents;
+// DefaultConfig returns them filled in (what the CLI flags start from).
 type Config struct {
-	// ID is this node's member ID (default "node1").
-	ID string
+	// Replication configures the engine: Self is this node's member ID
+	// (default "node1"), Members the cluster (empty: a single-node
+	// cluster of this node at http://127.0.0.1:<listen port>), then mode,
+	// leader, W and R, delays, peer timeout and the repair switches (see
+	// replication.Config). New sets Journal and Registerer, and Logger
+	// unless it is set.
+	Replication replication.Config
+	// Server configures the HTTP layer: key and value limits, request and
+	// body timeouts, the cluster token (see server.Config). The token also
+	// authenticates this node's calls to its peers. New sets Registry, and
+	// Logger unless it is set.
+	Server server.Config
+
 	// Listen is the address to listen on (default ":8080").
 	Listen string
-	// Mode is leader-follower or leaderless (default leader-follower).
-	Mode replication.Mode
-	// Members lists every node, this one included, in order. Empty means a
-	// single-node cluster of this node at http://127.0.0.1:<listen port>.
-	Members []replication.Member
-	// Leader is the leader's ID in leader-follower mode (default: first member).
-	Leader string
-	// Role, if set ("leader" or "follower"), must agree with Leader; it exists
-	// so container configs can state a node's role and have it checked.
+	// Role, if set ("leader" or "follower"), must agree with
+	// Replication.Leader; it exists so container configs can state a
+	// node's role and have it checked. With Role "leader" and no leader
+	// given, this node is the leader.
 	Role string
-	// LeaderRedirectURL overrides the leader URL that followers redirect
-	// client writes to (for published ports).
-	LeaderRedirectURL string
-	// W and R are the quorums (default W=N, R=1).
-	W, R int
-	// Delays is the delay profile (default none).
-	Delays replication.Delays
-	// PeerTimeout bounds one node-to-node message (default 2s).
-	PeerTimeout time.Duration
-	// RequestTimeout bounds a client request (default 5s).
-	RequestTimeout time.Duration
-	// RetryFor is how long updates a peer missed are kept for it (hinted
-	// handoff, default 10m).
-	RetryFor time.Duration
-	// DisableHintedHandoff, DisableReadRepair and DisableCatchUp turn those
-	// mechanisms off (for experiments; see replication.Config).
-	DisableHintedHandoff, DisableReadRepair, DisableCatchUp bool
-	// DisableBatching sends every replication update as its own message.
-	DisableBatching bool
-	// ShutdownTimeout bounds the graceful shutdown (default 15s).
-	ShutdownTimeout time.Duration
-	// ReadHeaderTimeout and IdleTimeout protect the HTTP server (defaults 5s
-	// and 120s).
-	ReadHeaderTimeout, IdleTimeout time.Duration
-	// MaxKeyBytes and MaxValueBytes bound keys and values (defaults 1 KiB and
-	// 1 MiB).
-	MaxKeyBytes, MaxValueBytes int
 	// DataDir, if set, holds a write-ahead log: every update the node
 	// applies is logged before it is acknowledged and replayed at start.
 	DataDir string
 	// Fsync is the log's fsync policy: always (default), interval or never
 	// (see package wal).
 	Fsync string
-	// BodyReadTimeout bounds reading a request body (default 10s; see
-	// server.Config).
-	BodyReadTimeout time.Duration
-	// ClusterToken, if set, guards /internal/ and PUT /config. Without one
-	// the node is in protected mode: those endpoints answer loopback
-	// callers only.
-	ClusterToken string
+	// ShutdownTimeout bounds the graceful shutdown (default 15s).
+	ShutdownTimeout time.Duration
+	// ReadHeaderTimeout and IdleTimeout protect the HTTP server (defaults 5s
+	// and 120s).
+	ReadHeaderTimeout, IdleTimeout time.Duration
 	// Logger receives the node's logs (default: discard).
 	Logger *slog.Logger
 	// WrapTransport, if set, wraps the peer transport (fault injection).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Network, if set, carries node-to-node calls in place of HTTP (an
+	// in-process network such as transport.InmemNetwork, for tests): it
+	// builds the peers, and New registers the node's replica side on it.
+	Network interface {
+		Peers(self string, members []replication.Member) ([]replication.Peer, error)
+		Register(self string, rep transport.Replica)
+	}
 }
+
+// DefaultConfig returns a node config with every default filled in that
+// does not depend on the membership (see replication.DefaultConfig and
+// server.DefaultConfig).
+func DefaultConfig() Config {
+	return Config{
+		Replication:       replication.DefaultConfig(),
+		Server:            server.DefaultConfig(),
+		Listen:            ":8080",
+		Fsync:             wal.SyncAlways,
+		ShutdownTimeout:   15 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+}
+
+// ID is this node's member ID (Replication.Self).
+func (c *Config) ID() string { return c.Replication.Self }
 
 // SetDefaults fills zero fields.
 func (c *Config) SetDefaults() {
-	if c.ID == "" {
-		c.ID = "node1"
+	d := DefaultConfig()
+	rc := &c.Replication
+	if rc.Self == "" {
+		rc.Self = "node1"
 	}
 	if c.Listen == "" {
-		c.Listen = ":8080"
+		c.Listen = d.Listen
 	}
-	if c.Mode == "" {
-		c.Mode = replication.LeaderFollower
-	}
-	if len(c.Members) == 0 {
+	if len(rc.Members) == 0 {
 		_, port, _ := net.SplitHostPort(c.Listen)
-		c.Members = []replication.Member{{ID: c.ID, URL: "http://127.0.0.1:" + port}}
+		rc.Members = []replication.Member{{ID: rc.Self, URL: "http://127.0.0.1:" + port}}
 	}
-	if c.Mode == replication.LeaderFollower && c.Leader == "" {
-		switch {
-		case c.Role == "leader":
-			c.Leader = c.ID
-		default:
-			c.Leader = c.Members[0].ID
-		}
+	if rc.Mode == "" {
+		rc.Mode = d.Replication.Mode
 	}
-	if c.Delays.Name == "" {
-		c.Delays = replication.NoDelays()
+	if rc.Mode == replication.LeaderFollower && rc.Leader == "" && c.Role == "leader" {
+		rc.Leader = rc.Self
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 15 * time.Second
+		c.ShutdownTimeout = d.ShutdownTimeout
 	}
 	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = 5 * time.Second
+		c.ReadHeaderTimeout = d.ReadHeaderTimeout
 	}
 	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 120 * time.Second
+		c.IdleTimeout = d.IdleTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if rc.Logger == nil {
+		rc.Logger = c.Logger
+	}
+	if c.Server.Logger == nil {
+		c.Server.Logger = c.Logger
+	}
+	rc.SetDefaults()
+	c.Server.SetDefaults()
 }
 
-// Validate reports every problem that the replication and HTTP configs
-// would not.
+// Validate reports every problem with the configuration, the replication
+// and HTTP parts included.
 func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
@@ -138,16 +144,22 @@ func (c *Config) Validate() error {
 	switch c.Role {
 	case "":
 	case "leader", "follower":
-		if c.Mode != replication.LeaderFollower {
+		if c.Replication.Mode != replication.LeaderFollower {
 			errs = append(errs, fmt.Errorf("role %q is only meaningful in leader-follower mode", c.Role))
-		} else if (c.Role == "leader") != (c.Leader == c.ID) {
-			errs = append(errs, fmt.Errorf("role %q disagrees with leader %q for node %q", c.Role, c.Leader, c.ID))
+		} else if (c.Role == "leader") != (c.Replication.Leader == c.ID()) {
+			errs = append(errs, fmt.Errorf("role %q disagrees with leader %q for node %q", c.Role, c.Replication.Leader, c.ID()))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("role %q: want leader or follower", c.Role))
 	}
 	if c.ShutdownTimeout < 0 || c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	if err := c.Replication.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Server.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("server config: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -163,14 +175,16 @@ type Node struct {
 	started     atomic.Bool
 	journal     *wal.Log // nil without a data directory
 	journalOnce sync.Once
-	rep         replication.Replicator
+	rep         *replication.Engine
 	http        *http.Server
 	fresh       freshConns
 	log         *slog.Logger
 	url         string
 }
 
-// New builds a node from cfg; it does not listen yet.
+// New builds a node from cfg; it does not listen yet, and starts nothing:
+// no goroutine runs until Serve. If it fails, everything it opened is
+// closed again.
 func New(cfg Config) (*Node, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -178,28 +192,27 @@ func New(cfg Config) (*Node, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rcfg := replication.Config{
-		Self: cfg.ID, Members: cfg.Members, Mode: cfg.Mode, Leader: cfg.Leader,
-		LeaderRedirectURL: cfg.LeaderRedirectURL, W: cfg.W, R: cfg.R, Delays: cfg.Delays,
-		PeerTimeout: cfg.PeerTimeout, RetryFor: cfg.RetryFor, Logger: cfg.Logger, Registerer: reg,
-		DisableHintedHandoff: cfg.DisableHintedHandoff, DisableReadRepair: cfg.DisableReadRepair,
-		DisableCatchUp: cfg.DisableCatchUp, DisableBatching: cfg.DisableBatching,
-	}
-	rcfg.SetDefaults()
-	if err := rcfg.Validate(); err != nil {
-		return nil, err
-	}
+	rcfg, scfg := cfg.Replication, cfg.Server
+	rcfg.Registerer, scfg.Registry = reg, reg
 	client := transport.NewHTTPClient(rcfg.PeerTimeout, cfg.WrapTransport)
 	// Peer messages carry whatever the client API accepts.
-	limits := server.Config{MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes}.PeerLimits()
+	limits := scfg.PeerLimits()
 	var peers []replication.Peer
 	var self string
-	for _, m := range cfg.Members {
-		if m.ID == cfg.ID {
+	for _, m := range rcfg.Members {
+		if m.ID == rcfg.Self {
 			self = m.URL
 			continue
 		}
-		peers = append(peers, transport.NewHTTPPeer(m.ID, m.URL, cfg.ClusterToken, client, limits))
+		if cfg.Network == nil {
+			peers = append(peers, transport.NewHTTPPeer(m.ID, m.URL, scfg.ClusterToken, client, limits))
+		}
+	}
+	if cfg.Network != nil {
+		var err error
+		if peers, err = cfg.Network.Peers(rcfg.Self, rcfg.Members); err != nil {
+			return nil, err
+		}
 	}
 	st := store.New(0)
 	var journal *wal.Log
@@ -214,26 +227,30 @@ func New(cfg Config) (*Node, error) {
 				})
 			})
 		if err != nil {
+			client.CloseIdleConnections()
 			return nil, err
 		}
 		rcfg.Journal = walJournal{journal}
+	}
+	fail := func(err error) (*Node, error) {
+		client.CloseIdleConnections()
+		return nil, errors.Join(err, closeJournal(journal))
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kvdb_store_keys", Help: "Keys held by this node.",
 	}, func() float64 { return float64(st.Len()) }))
 	rep, err := replication.New(rcfg, st, peers)
 	if err != nil {
-		closeJournal(journal)
-		return nil, err
+		return fail(err)
 	}
-	srv, err := server.New(server.Config{
-		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
-		RequestTimeout: cfg.RequestTimeout, ClusterToken: cfg.ClusterToken, BodyReadTimeout: cfg.BodyReadTimeout,
-		Registry: reg, Logger: cfg.Logger,
-	}, rep)
+	srv, err := server.New(scfg, rep)
 	if err != nil {
-		closeJournal(journal)
-		return nil, err
+		// The engine has started nothing yet; Close only marks it closed.
+		_ = rep.Close(context.Background())
+		return fail(err)
+	}
+	if cfg.Network != nil {
+		cfg.Network.Register(rcfg.Self, rep)
 	}
 	n := &Node{cfg: cfg, client: client, rep: rep, log: cfg.Logger, url: self, catchDone: make(chan struct{}), journal: journal}
 	n.catchCtx, n.catchCancel = context.WithCancel(context.Background())
@@ -252,7 +269,7 @@ func New(cfg Config) (*Node, error) {
 func (n *Node) URL() string { return n.url }
 
 // ID is the node's member ID.
-func (n *Node) ID() string { return n.cfg.ID }
+func (n *Node) ID() string { return n.cfg.ID() }
 
 // Info describes the node's replication settings.
 func (n *Node) Info() replication.Info { return n.rep.Info() }
@@ -270,27 +287,28 @@ func (n *Node) Handler() http.Handler { return n.http.Handler }
 // Serve serves on l until Shutdown; it returns nil after a clean shutdown.
 func (n *Node) Serve(l net.Listener) error {
 	inf := n.rep.Info()
-	peers := make([]string, 0, len(n.cfg.Members))
-	for _, m := range n.cfg.Members {
+	peers := make([]string, 0, len(n.cfg.Replication.Members))
+	for _, m := range n.cfg.Replication.Members {
 		peers = append(peers, m.ID+"="+m.URL)
 	}
 	n.log.Info("node started", "node", inf.Node, "addr", l.Addr().String(), "mode", inf.Mode, "role", inf.Role,
 		"w", inf.W, "r", inf.R, "n", inf.N, "delays", inf.Delays.String(), "gap", inf.Delays.Gap,
 		"apply_delay", inf.Delays.Apply, "read_delay", inf.Delays.Read, "sequential", inf.Delays.Sequential,
-		"members", strings.Join(peers, ","), "token", n.cfg.ClusterToken != "")
+		"members", strings.Join(peers, ","), "token", n.cfg.Server.ClusterToken != "")
 	n.started.Store(true)
+	n.rep.Start()
 	go func() {
 		defer close(n.catchDone)
 		if err := n.rep.CatchUp(n.catchCtx); err != nil && n.catchCtx.Err() == nil {
 			n.log.Error("catch-up failed", "err", err)
 		}
 	}()
-	if n.cfg.ClusterToken == "" {
+	if n.cfg.Server.ClusterToken == "" {
 		n.log.Warn("protected mode: no cluster token, so /internal/ endpoints and PUT /config answer loopback callers only (others get 403); " +
 			"for nodes on different hosts or containers set the same --cluster-token or KVDB_CLUSTER_TOKEN on every node")
 	}
 	if err := n.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("node %s: %w", n.cfg.ID, err)
+		return fmt.Errorf("node %s: %w", n.cfg.ID(), err)
 	}
 	return nil
 }
@@ -328,10 +346,13 @@ func closeJournal(j *wal.Log) error {
 }
 
 // Close stops the HTTP server after in-flight requests finish (until ctx
-// ends, then it closes connections).
+// ends, then it closes connections), then stops the replication engine's
+// workers (after Drain there is nothing left for them to do; without one,
+// Close drains first, within ctx).
 func (n *Node) Close(ctx context.Context) error {
 	defer n.client.CloseIdleConnections()
 	defer n.closeJournal()
+	defer n.rep.Close(ctx) //nolint:errcheck // Drain reports what was cut short
 	n.catchCancel()
 	if n.started.Load() {
 		select {
@@ -341,7 +362,7 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	if err := n.http.Shutdown(ctx); err != nil {
 		n.http.Close()
-		return fmt.Errorf("node %s: http shutdown: %w", n.cfg.ID, err)
+		return fmt.Errorf("node %s: http shutdown: %w", n.cfg.ID(), err)
 	}
 	return nil
 }
@@ -367,7 +388,7 @@ func (n *Node) Shutdown() error {
 	defer cancel()
 	err := n.Drain(ctx)
 	err = errors.Join(err, n.Close(ctx))
-	n.log.Info("node stopped", "node", n.cfg.ID, "err", err)
+	n.log.Info("node stopped", "node", n.cfg.ID(), "err", err)
 	return err
 }
 
@@ -375,7 +396,7 @@ func (n *Node) Shutdown() error {
 func (n *Node) Run(ctx context.Context) error {
 	l, err := net.Listen("tcp", n.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("node %s: %w", n.cfg.ID, err)
+		return fmt.Errorf("node %s: %w", n.cfg.ID(), err)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- n.Serve(l) }()

@@ -38,7 +38,7 @@ type Member struct {
 	URL string // base URL peers use, e.g. http://10.0.0.2:8080
 }
 
-// Config configures a Replicator.
+// Config configures an Engine.
 type Config struct {
 	// Self is this node's ID; it must be one of Members.
 	Self string
@@ -105,15 +105,33 @@ func (c *Config) Index(id string) int {
 	return -1
 }
 
-// SetDefaults fills zero fields with their defaults.
+// DefaultConfig returns the defaults of every setting that does not depend
+// on the membership: leader-follower mode, no delays, a 2s peer timeout,
+// hints kept for 10m (at most 100000 per peer), 256 messages in flight per
+// peer, every repair mechanism on. Self and Members must still be set; W
+// and R stay zero, which SetDefaults turns into W=N, R=1 once N is known.
+func DefaultConfig() Config {
+	return Config{
+		Mode:               LeaderFollower,
+		Delays:             NoDelays(),
+		PeerTimeout:        2 * time.Second,
+		RetryFor:           10 * time.Minute,
+		MaxHints:           100_000,
+		MaxInFlightPerPeer: 256,
+	}
+}
+
+// SetDefaults fills zero fields with their defaults (DefaultConfig, and
+// those derived from the members).
 func (c *Config) SetDefaults() {
+	d := DefaultConfig()
 	c.Members = slices.Clone(c.Members) // callers may share the slice
 	for i := range c.Members {
 		c.Members[i].URL = strings.TrimRight(c.Members[i].URL, "/")
 	}
 	c.LeaderRedirectURL = strings.TrimRight(c.LeaderRedirectURL, "/")
 	if c.Mode == "" {
-		c.Mode = LeaderFollower
+		c.Mode = d.Mode
 	}
 	if c.Mode == LeaderFollower && c.Leader == "" && len(c.Members) > 0 {
 		c.Leader = c.Members[0].ID
@@ -125,19 +143,19 @@ func (c *Config) SetDefaults() {
 		c.R = 1
 	}
 	if c.Delays.Name == "" {
-		c.Delays = NoDelays()
+		c.Delays = d.Delays
 	}
 	if c.PeerTimeout == 0 {
-		c.PeerTimeout = 2 * time.Second
+		c.PeerTimeout = d.PeerTimeout
 	}
 	if c.RetryFor == 0 {
-		c.RetryFor = 10 * time.Minute
+		c.RetryFor = d.RetryFor
 	}
 	if c.MaxHints == 0 {
-		c.MaxHints = 100_000
+		c.MaxHints = d.MaxHints
 	}
 	if c.MaxInFlightPerPeer == 0 {
-		c.MaxInFlightPerPeer = 256
+		c.MaxInFlightPerPeer = d.MaxInFlightPerPeer
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

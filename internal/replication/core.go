@@ -27,6 +27,7 @@ type core struct {
 	// about to raise.
 	closeMu  sync.RWMutex
 	closing  bool
+	started  bool // Start has run the workers
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -75,11 +76,25 @@ func newCore(cfg Config, st *store.Store, peers []Peer) (*core, error) {
 	// versions it already holds.
 	c.clock.Observe(st.MaxVersion())
 	c.ready.Store(cfg.DisableCatchUp || len(ordered) == 0)
-	for _, l := range ordered {
+	return c, nil
+}
+
+// Start starts the background workers (one hinted-handoff worker per
+// peer). Until Start, updates a peer missed are kept but not delivered.
+// It is idempotent, and does nothing once Close has begun, so an engine
+// that was built but never started, or closed first, leaves nothing
+// running.
+func (c *core) Start() {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.started || c.closing {
+		return
+	}
+	c.started = true
+	for _, l := range c.links {
 		c.workers.Add(1)
 		go c.deliverHints(l)
 	}
-	return c, nil
 }
 
 func (c *core) quorums() (w, r int) {

@@ -580,11 +580,11 @@ func TestLeaderInfo(t *testing.T) {
 }
 
 // newLinkedCluster builds n leaderless (or leader-follower) nodes whose
-// fake peers deliver to each other's Replicators, with real apply/read
+// fake peers deliver to each other's Engines, with real apply/read
 // paths and Lamport observation.
-func newLinkedCluster(t *testing.T, n int, mut func(*Config)) []Replicator {
+func newLinkedCluster(t *testing.T, n int, mut func(*Config)) []*Engine {
 	t.Helper()
-	reps := make([]Replicator, n)
+	reps := make([]*Engine, n)
 	var links []*fakePeer
 	for i := range n {
 		cfg := Config{Self: fmt.Sprintf("n%d", i+1), Members: members(n), PeerTimeout: 5 * time.Second, RetryFor: 200 * time.Millisecond, DisableCatchUp: true}
@@ -603,6 +603,7 @@ func newLinkedCluster(t *testing.T, n int, mut func(*Config)) []Replicator {
 		if err != nil {
 			t.Fatalf("New(%s): %v", cfg.Self, err)
 		}
+		r.Start()
 		reps[i] = r
 	}
 	for _, p := range links {

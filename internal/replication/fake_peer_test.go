@@ -52,14 +52,14 @@ func (r *recorder) snapshot() []event {
 }
 
 // fakePeer is an in-memory replication.Peer. It holds its own store, or,
-// when target is set, delivers to another node's Replicator (so that real
+// when target is set, delivers to another node's Engine (so that real
 // apply/read delays and Lamport observation take part). It can fail, hang
 // until the caller gives up, be slow, or be held at a gate until released.
 type fakePeer struct {
 	id     string
 	st     *store.Store
 	rec    *recorder
-	target Replicator
+	target *Engine
 
 	mu          sync.Mutex
 	mode        peerMode
@@ -302,7 +302,7 @@ func (p *fakePeer) version(key string) uint64 {
 // testCluster is one coordinator (member n1 unless Self says otherwise)
 // over fake peers for every other member.
 type testCluster struct {
-	rep   Replicator
+	rep   *Engine
 	core  *core
 	st    *store.Store
 	peers map[string]*fakePeer
@@ -347,6 +347,7 @@ func newTestClusterWithStore(t *testing.T, n int, st *store.Store, mut func(*Con
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	rep.Start()
 	tc.rep = rep
 	tc.core = coreOf(rep)
 	for _, l := range tc.core.links {
@@ -365,14 +366,8 @@ func newTestClusterWithStore(t *testing.T, n int, st *store.Store, mut func(*Con
 	return tc
 }
 
-func coreOf(r Replicator) *core {
-	switch x := r.(type) {
-	case *leaderFollower:
-		return x.core
-	case *leaderless:
-		return x.core
-	}
-	panic(fmt.Sprintf("unknown replicator %T", r))
+func coreOf(r *Engine) *core {
+	return r.core
 }
 
 func (tc *testCluster) peer(id string) *fakePeer { return tc.peers[id] }

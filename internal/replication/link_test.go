@@ -105,7 +105,7 @@ func TestCatchUpCopiesFromReadyPeer(t *testing.T) {
 
 // newLinkedNode builds a fresh (empty) replica of member idx+1 whose fake
 // peers deliver to the other nodes of reps. It is closed when the test ends.
-func newLinkedNode(t *testing.T, reps []Replicator, idx int, mut func(*Config)) Replicator {
+func newLinkedNode(t *testing.T, reps []*Engine, idx int, mut func(*Config)) *Engine {
 	t.Helper()
 	n := len(reps)
 	cfg := Config{Self: fmt.Sprintf("n%d", idx+1), Members: members(n), PeerTimeout: 5 * time.Second}
@@ -124,6 +124,7 @@ func newLinkedNode(t *testing.T, reps []Replicator, idx int, mut func(*Config)) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.Start()
 	t.Cleanup(func() { _ = r.Close(bg()) })
 	return r
 }

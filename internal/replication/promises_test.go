@@ -11,7 +11,7 @@ import (
 )
 
 // linkOf returns node rep's fake link to the member id.
-func linkOf(t *testing.T, rep Replicator, id string) *fakePeer {
+func linkOf(t *testing.T, rep *Engine, id string) *fakePeer {
 	t.Helper()
 	for _, l := range coreOf(rep).links {
 		if l.ID() == id {

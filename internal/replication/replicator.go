@@ -93,59 +93,76 @@ type ClusterQuorum struct {
 // Complete reports whether every node confirmed the change.
 func (q ClusterQuorum) Complete() bool { return len(q.Failed) == 0 && len(q.Unknown) == 0 }
 
-// Replicator is one node's replication engine. The HTTP layer calls it; the
-// two architectures implement it over a shared core.
-type Replicator interface {
-	// Write coordinates a client write.
-	Write(ctx context.Context, key, value string, o Options) (WriteResult, error)
-	// Read coordinates a client read of R copies.
-	Read(ctx context.Context, key string, o Options) (ReadResult, error)
-	// LocalRead returns this node's copy, with no coordination or delay.
-	LocalRead(key string) (store.Entry, bool)
-	// ApplyReplica applies an update sent by a coordinator (after the
-	// profile's apply delay).
-	ApplyReplica(ctx context.Context, u Update) error
-	// ApplyReplicas applies a batch of updates after one apply delay.
-	ApplyReplicas(ctx context.Context, us []Update) error
-	// ReadReplica answers a coordinator's read (after the read delay).
-	ReadReplica(ctx context.Context, key string) (store.Entry, bool, error)
-	// SetQuorum changes W and R on this node only.
-	SetQuorum(w, r int) error
-	// SetClusterQuorum changes W and R on every node.
-	SetClusterQuorum(ctx context.Context, w, r int) (ClusterQuorum, error)
-	// Info describes the node.
-	Info() Info
-	// Pending is the number of background replication tasks in flight.
-	Pending() int
-	// Keys is the number of keys this node holds.
-	Keys() int
-	// Hints is the number of updates held for unreachable peers.
-	Hints() int
-	// Ready reports whether the node serves clients (it has caught up).
-	Ready() bool
-	// CatchUp copies the current state from the peers that have it (the
-	// leader for a follower; every peer otherwise) and then marks the node
-	// ready. Until then client requests get ErrNotReady.
-	CatchUp(ctx context.Context) error
-	// Snapshot calls fn for every entry held (ErrNotReady while catching
-	// up).
-	Snapshot(fn func(Update) error) error
-	// Close refuses new writes and waits (until ctx ends) for background
-	// replication to finish.
-	Close(ctx context.Context) error
+// Engine is one node's replication engine: the coordinator of client
+// reads and writes, the replica that peers write to and read from, and the
+// owner of the background work (replication tasks, hinted handoff,
+// catch-up). Consumers declare the small interfaces they use (the HTTP
+// layer's Coordinator and Replica in package server); the lifecycle —
+// Start, CatchUp, Close — belongs to whoever owns the engine (package
+// node).
+//
+// Both architectures are this one type: everything is shared code (core)
+// except the few decisions behind the architecture seam.
+type Engine struct {
+	*core
+	arch architecture
 }
 
-// New builds the Replicator for cfg.Mode over st, talking to peers (every
-// member but this one, in any order).
-func New(cfg Config, st *store.Store, peers []Peer) (Replicator, error) {
+// architecture is the one seam between leader-follower and leaderless:
+// who may coordinate a write, how the node describes its role, and whom it
+// copies from when it catches up. Everything else is shared; add behaviour
+// to core, not here.
+type architecture interface {
+	// coordinates returns nil if this node may coordinate a write now, or
+	// the error the client gets instead (a redirect, or the leader being
+	// unreachable).
+	coordinates(ctx context.Context) error
+	// describe fills the role fields of inf.
+	describe(inf *Info)
+	// catchUpSources picks the links a starting node copies state from.
+	catchUpSources() []*link
+}
+
+// New builds the engine for cfg.Mode over st, talking to peers (every
+// member but this one, in any order). It starts nothing: background
+// workers start with Start, catch-up with CatchUp, so a failure after New
+// needs only Close (or nothing at all) to clean up.
+func New(cfg Config, st *store.Store, peers []Peer) (*Engine, error) {
 	c, err := newCore(cfg, st, peers)
 	if err != nil {
 		return nil, err
 	}
+	e := &Engine{core: c}
 	if c.cfg.Mode == Leaderless {
-		return &leaderless{core: c}, nil
+		e.arch = leaderless{c}
+	} else {
+		e.arch = &leaderFollower{core: c}
 	}
-	return &leaderFollower{core: c}, nil
+	return e, nil
+}
+
+// Write coordinates a client write: the leader (or any leaderless node)
+// writes locally, replicates, and answers once W copies are acknowledged; a
+// follower answers *NotLeaderError, or ErrLeaderUnavailable.
+func (e *Engine) Write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
+	if err := e.arch.coordinates(ctx); err != nil {
+		return WriteResult{}, err
+	}
+	return e.write(ctx, key, value, o)
+}
+
+// Info describes the node's replication settings and role.
+func (e *Engine) Info() Info {
+	inf := e.info()
+	e.arch.describe(&inf)
+	return inf
+}
+
+// CatchUp copies the current state from the peers that have it (the
+// leader for a follower; every peer otherwise) and then marks the node
+// ready. Until then client requests get ErrNotReady.
+func (e *Engine) CatchUp(ctx context.Context) error {
+	return e.catchUpFrom(ctx, e.arch.catchUpSources())
 }
 
 // leaderFollower lets only the leader coordinate writes; the leader's clock
@@ -159,19 +176,19 @@ type leaderFollower struct {
 
 func (l *leaderFollower) isLeader() bool { return l.cfg.Self == l.cfg.Leader }
 
-func (l *leaderFollower) Write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
-	if !l.isLeader() {
-		if err := l.leaderAlive(ctx); err != nil {
-			return WriteResult{}, fmt.Errorf("%w: leader %s does not answer, so no write can be accepted: %v", ErrLeaderUnavailable, l.cfg.Leader, err)
-		}
-		leader := l.cfg.Members[l.cfg.Index(l.cfg.Leader)]
-		u := leader.URL
-		if l.cfg.LeaderRedirectURL != "" {
-			u = l.cfg.LeaderRedirectURL
-		}
-		return WriteResult{}, &NotLeaderError{LeaderID: leader.ID, LeaderURL: u}
+func (l *leaderFollower) coordinates(ctx context.Context) error {
+	if l.isLeader() {
+		return nil
 	}
-	return l.write(ctx, key, value, o)
+	if err := l.leaderAlive(ctx); err != nil {
+		return fmt.Errorf("%w: leader %s does not answer, so no write can be accepted: %v", ErrLeaderUnavailable, l.cfg.Leader, err)
+	}
+	leader := l.cfg.Members[l.cfg.Index(l.cfg.Leader)]
+	u := leader.URL
+	if l.cfg.LeaderRedirectURL != "" {
+		u = l.cfg.LeaderRedirectURL
+	}
+	return &NotLeaderError{LeaderID: leader.ID, LeaderURL: u}
 }
 
 // leaderCheckTTL is how long a follower trusts its last probe of the
@@ -186,12 +203,7 @@ func (l *leaderFollower) leaderAlive(ctx context.Context) error {
 	if time.Since(l.probedAt) < leaderCheckTTL {
 		return l.probeErr
 	}
-	var leader *link
-	for _, k := range l.links {
-		if k.ID() == l.cfg.Leader {
-			leader = k
-		}
-	}
+	leader := l.leaderLink()
 	if leader == nil {
 		return nil
 	}
@@ -205,43 +217,42 @@ func (l *leaderFollower) leaderAlive(ctx context.Context) error {
 	return err
 }
 
-// CatchUp copies from the leader (a follower) or from every follower (a
-// leader that restarted).
-func (l *leaderFollower) CatchUp(ctx context.Context) error {
-	sources := l.links
-	if !l.isLeader() {
-		sources = nil
-		for _, k := range l.links {
-			if k.ID() == l.cfg.Leader {
-				sources = append(sources, k)
-			}
+// leaderLink is the link to the leader (nil on the leader itself).
+func (l *leaderFollower) leaderLink() *link {
+	for _, k := range l.links {
+		if k.ID() == l.cfg.Leader {
+			return k
 		}
 	}
-	return l.catchUpFrom(ctx, sources)
+	return nil
 }
 
-func (l *leaderFollower) Info() Info {
-	inf := l.info()
+// catchUpSources: a follower copies from the leader; a leader that
+// restarted copies from every follower.
+func (l *leaderFollower) catchUpSources() []*link {
+	if l.isLeader() {
+		return l.links
+	}
+	if k := l.leaderLink(); k != nil {
+		return []*link{k}
+	}
+	return nil
+}
+
+func (l *leaderFollower) describe(inf *Info) {
 	inf.Leader = l.cfg.Leader
 	inf.Role = "follower"
 	if l.isLeader() {
 		inf.Role = "leader"
 	}
-	return inf
 }
 
 // leaderless lets every node coordinate; its clock is a Lamport clock.
 type leaderless struct{ *core }
 
-func (l *leaderless) Write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
-	return l.write(ctx, key, value, o)
-}
+func (leaderless) coordinates(context.Context) error { return nil }
 
-// CatchUp copies from every peer that is ready.
-func (l *leaderless) CatchUp(ctx context.Context) error { return l.catchUpFrom(ctx, l.links) }
+// catchUpSources: every peer that is ready.
+func (l leaderless) catchUpSources() []*link { return l.links }
 
-func (l *leaderless) Info() Info {
-	inf := l.info()
-	inf.Role = "peer"
-	return inf
-}
+func (leaderless) describe(inf *Info) { inf.Role = "peer" }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
 )
 
@@ -20,7 +21,7 @@ import (
 // the replication under the client's context: the half-close cancelled it
 // and the client got 503 although the write went on reaching nodes.
 func TestWriteSurvivesClientHalfClose(t *testing.T) {
-	c, err := cluster.Start(context.Background(), cluster.Config{Preset: "w5r1", Delays: replication.PaperDelays().Scale(0.1)})
+	c, err := cluster.Start(context.Background(), cluster.Config{Preset: "w5r1", Node: node.Config{Replication: replication.Config{Delays: replication.PaperDelays().Scale(0.1)}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/kvdb/kvdb/internal/errcode"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/transport"
 )
@@ -56,7 +57,10 @@ type ConfigResponse struct {
 
 // HealthResponse is the body of GET /health.
 type HealthResponse struct {
-	Status       string             `json:"status"`
+	Status string `json:"status"`
+	// Code is errcode.CatchingUp while the node catches up (503), so
+	// peers and clients decide by it rather than by Status's text.
+	Code         string             `json:"code,omitempty"`
 	Node         string             `json:"node"`
 	Mode         string             `json:"mode"`
 	Role         string             `json:"role"`
@@ -240,12 +244,12 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	res, err := s.rep.Write(ctx, req.Key, *req.Value, o)
+	res, err := s.coord.Write(ctx, req.Key, *req.Value, o)
 	if err != nil {
 		return err
 	}
 	out := SetResponse{Key: res.Key, Version: res.Version, Node: res.Coordinator, Acks: res.Acks, W: res.W}
-	if s.rep.Info().Mode == replication.Leaderless {
+	if s.coord.Info().Mode == replication.Leaderless {
 		out.Coordinator = res.Coordinator
 	}
 	return writeFast(w, http.StatusCreated, &out)
@@ -287,7 +291,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	if o.R > 1 || (o.R == 0 && s.rep.Info().R > 1) {
+	if o.R > 1 || (o.R == 0 && s.coord.Info().R > 1) {
 		// Only a read that waits for peers needs the request timeout; an
 		// R=1 read is served from the local copy and never blocks. A
 		// quorum read may repair replicas, so it runs to its end even if
@@ -296,7 +300,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
 		ctx, cancel = s.requestContext(r)
 		defer cancel()
 	}
-	res, err := s.rep.Read(ctx, key, o)
+	res, err := s.coord.Read(ctx, key, o)
 	if err != nil {
 		return err
 	}
@@ -308,31 +312,31 @@ func (s *Server) handleLocalRead(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !s.rep.Ready() {
+	if !s.coord.Ready() {
 		return replication.ErrNotReady
 	}
-	e, ok := s.rep.LocalRead(key)
+	e, ok := s.coord.LocalRead(key)
 	if !ok {
 		return fmt.Errorf("%q: %w", key, replication.ErrNotFound)
 	}
-	return writeFast(w, http.StatusOK, &GetResponse{Key: key, Value: e.Value, Version: e.Version, Node: s.rep.Info().Node})
+	return writeFast(w, http.StatusOK, &GetResponse{Key: key, Value: e.Value, Version: e.Version, Node: s.coord.Info().Node})
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
-	inf := s.rep.Info()
-	status, code := "ok", http.StatusOK
-	if !s.rep.Ready() {
-		status, code = transport.StatusCatchingUp, http.StatusServiceUnavailable
+	inf := s.coord.Info()
+	status, code, mcode := "ok", http.StatusOK, ""
+	if !s.coord.Ready() {
+		status, code, mcode = transport.StatusCatchingUp, http.StatusServiceUnavailable, errcode.CatchingUp
 	}
 	return writeJSON(w, code, HealthResponse{
-		Status: status, Node: inf.Node, Mode: string(inf.Mode), Role: inf.Role, Leader: inf.Leader,
+		Status: status, Code: mcode, Node: inf.Node, Mode: string(inf.Mode), Role: inf.Role, Leader: inf.Leader,
 		W: inf.W, R: inf.R, N: inf.N, Delays: inf.Delays.String(), DelayProfile: inf.Delays,
-		Keys: s.rep.Keys(), Pending: s.rep.Pending(), Hints: s.rep.Hints(),
+		Keys: s.stats.Keys(), Pending: s.stats.Pending(), Hints: s.stats.Hints(),
 	})
 }
 
 func (s *Server) handleGetConfig(w http.ResponseWriter, r *http.Request) error {
-	inf := s.rep.Info()
+	inf := s.coord.Info()
 	return writeJSON(w, http.StatusOK, ConfigResponse{W: inf.W, R: inf.R, N: inf.N, Mode: string(inf.Mode)})
 }
 
@@ -344,7 +348,7 @@ func (s *Server) decodeQuorum(w http.ResponseWriter, r *http.Request) (transport
 	if q.W == 0 && q.R == 0 {
 		return q, fmt.Errorf("%w: give w and/or r, e.g. {\"w\":3,\"r\":3}", errBadRequest)
 	}
-	inf := s.rep.Info()
+	inf := s.coord.Info()
 	if q.W == 0 {
 		q.W = inf.W
 	}
@@ -368,14 +372,14 @@ func (s *Server) handlePutConfig(w http.ResponseWriter, r *http.Request) error {
 	defer s.configMu.Unlock()
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	res, err := s.rep.SetClusterQuorum(ctx, q.W, q.R)
+	res, err := s.coord.SetClusterQuorum(ctx, q.W, q.R)
 	if err != nil {
 		return err
 	}
 	if !res.Complete() {
 		return &configError{res: res}
 	}
-	return writeJSON(w, http.StatusOK, ConfigResponse{W: res.W, R: res.R, N: res.N, Mode: string(s.rep.Info().Mode), Updated: res.Updated})
+	return writeJSON(w, http.StatusOK, ConfigResponse{W: res.W, R: res.R, N: res.N, Mode: string(s.coord.Info().Mode), Updated: res.Updated})
 }
 
 // configError is a W/R change that not every node confirmed.
@@ -424,10 +428,10 @@ func (s *Server) handleInternalConfig(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	if err := s.rep.SetQuorum(q.W, q.R); err != nil {
+	if err := s.replica.SetQuorum(q.W, q.R); err != nil {
 		return err
 	}
-	inf := s.rep.Info()
+	inf := s.replica.Info()
 	return writeJSON(w, http.StatusOK, ConfigResponse{W: inf.W, R: inf.R, N: inf.N, Mode: string(inf.Mode)})
 }
 
@@ -436,7 +440,7 @@ func (s *Server) handleInternalRead(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	e, ok, err := s.rep.ReadReplica(r.Context(), key)
+	e, ok, err := s.replica.ReadReplica(r.Context(), key)
 	if err != nil {
 		return err
 	}

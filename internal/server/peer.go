@@ -83,7 +83,7 @@ func (s *Server) handleReplicate(w http.ResponseWriter, r *http.Request) error {
 	if len(us) != 1 {
 		return fmt.Errorf("%w: replicate carries one update, got %d (use %s)", errBadRequest, len(us), transport.PathBatch)
 	}
-	if err := s.rep.ApplyReplica(r.Context(), us[0]); err != nil {
+	if err := s.replica.ApplyReplica(r.Context(), us[0]); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -95,7 +95,7 @@ func (s *Server) handleReplicateBatch(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	if err := s.rep.ApplyReplicas(r.Context(), us); err != nil {
+	if err := s.replica.ApplyReplicas(r.Context(), us); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -105,12 +105,12 @@ func (s *Server) handleReplicateBatch(w http.ResponseWriter, r *http.Request) er
 // handleSnapshot streams every entry, for a peer catching up, as a
 // snapshot stream (transport.ReadStream reads it).
 func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) error {
-	if !s.rep.Ready() {
+	if !s.replica.Ready() {
 		return replication.ErrNotReady
 	}
 	w.Header().Set("Content-Type", transport.ContentTypeUpdates)
 	sw := transport.NewStreamWriter(w)
-	err := s.rep.Snapshot(func(u replication.Update) error {
+	err := s.replica.Snapshot(func(u replication.Update) error {
 		if err := r.Context().Err(); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 // Package server is kvdb's HTTP layer: the client API (set, get,
 // local_read, health, config, metrics) and the node-to-node /internal/
-// endpoints, over one replication.Replicator. Errors from below are mapped to
+// endpoints, over the small interfaces it declares (Coordinator, Replica,
+// Stats; see backend.go). Errors from below are mapped to
 // HTTP status codes in one place, statusFor.
 package server
 
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kvdb/kvdb/internal/errcode"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/transport"
 )
@@ -55,22 +57,36 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// SetDefaults fills zero fields.
+// DefaultConfig returns the defaults: keys up to 1 KiB, values up to 1 MiB,
+// 5s per client request, 10s to receive a body, no cluster token
+// (protected mode). MaxBodyBytes stays zero: SetDefaults derives it from
+// the key and value limits.
+func DefaultConfig() Config {
+	return Config{
+		MaxKeyBytes:     1 << 10,
+		MaxValueBytes:   1 << 20,
+		RequestTimeout:  5 * time.Second,
+		BodyReadTimeout: DefaultBodyReadTimeout,
+	}
+}
+
+// SetDefaults fills zero fields (see DefaultConfig).
 func (c *Config) SetDefaults() {
+	d := DefaultConfig()
 	if c.MaxKeyBytes == 0 {
-		c.MaxKeyBytes = 1 << 10
+		c.MaxKeyBytes = d.MaxKeyBytes
 	}
 	if c.MaxValueBytes == 0 {
-		c.MaxValueBytes = 1 << 20
+		c.MaxValueBytes = d.MaxValueBytes
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = int64(c.MaxValueBytes+c.MaxKeyBytes) + 64<<10
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 5 * time.Second
+		c.RequestTimeout = d.RequestTimeout
 	}
 	if c.BodyReadTimeout == 0 {
-		c.BodyReadTimeout = DefaultBodyReadTimeout
+		c.BodyReadTimeout = d.BodyReadTimeout
 	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
@@ -107,10 +123,14 @@ const DefaultBodyReadTimeout = 10 * time.Second
 // Server serves one node's HTTP API.
 type Server struct {
 	cfg Config
-	rep replication.Replicator
-	log *slog.Logger
-	mux *http.ServeMux
-	met *httpMetrics
+	// coord serves the client API, replica the /internal/ peer API, stats
+	// /health: three views of one Backend.
+	coord   Coordinator
+	replica Replica
+	stats   Stats
+	log     *slog.Logger
+	mux     *http.ServeMux
+	met     *httpMetrics
 	// get and localRead serve /get/ and /local_read/ by the raw path, outside the
 	// mux (which cleans paths and would redirect keys such as "a//b").
 	get, localRead http.HandlerFunc
@@ -119,13 +139,13 @@ type Server struct {
 	configMu sync.Mutex
 }
 
-// New builds the HTTP layer over rep.
-func New(cfg Config, rep replication.Replicator) (*Server, error) {
+// New builds the HTTP layer over b.
+func New(cfg Config, b Backend) (*Server, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
-	s := &Server{cfg: cfg, rep: rep, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, coord: b, replica: b, stats: b, log: cfg.Logger, mux: http.NewServeMux()}
 	s.met = newHTTPMetrics(cfg.Registry)
 	s.routes()
 	return s, nil
@@ -361,45 +381,45 @@ const StatusClientClosedRequest = 499
 func classify(err error) (int, string) {
 	switch {
 	case errors.Is(err, errInvalidUTF8):
-		return http.StatusBadRequest, "invalid_utf8"
+		return http.StatusBadRequest, errcode.InvalidUTF8
 	case errors.Is(err, errBadRequest):
-		return http.StatusBadRequest, "bad_request"
+		return http.StatusBadRequest, errcode.BadRequest
 	case errors.Is(err, replication.ErrInvalid):
-		return http.StatusBadRequest, "invalid_argument"
+		return http.StatusBadRequest, errcode.InvalidArgument
 	case errors.Is(err, errTooLarge):
-		return http.StatusRequestEntityTooLarge, "too_large"
+		return http.StatusRequestEntityTooLarge, errcode.TooLarge
 	case errors.Is(err, errBodyTimeout):
-		return http.StatusRequestTimeout, "body_timeout"
+		return http.StatusRequestTimeout, errcode.BodyTimeout
 	case errors.Is(err, errUnauthorized):
-		return http.StatusUnauthorized, "unauthorized"
+		return http.StatusUnauthorized, errcode.Unauthorized
 	case errors.Is(err, errProtected):
-		return http.StatusForbidden, "protected_mode"
+		return http.StatusForbidden, errcode.ProtectedMode
 	case errors.Is(err, errMethod):
-		return http.StatusMethodNotAllowed, "method_not_allowed"
+		return http.StatusMethodNotAllowed, errcode.MethodNotAllowed
 	case errors.Is(err, errNoEndpoint):
-		return http.StatusNotFound, "no_such_endpoint"
+		return http.StatusNotFound, errcode.NoSuchEndpoint
 	case errors.Is(err, replication.ErrNotFound):
-		return http.StatusNotFound, "not_found"
+		return http.StatusNotFound, errcode.NotFound
 	case errors.Is(err, replication.ErrNotLeader):
-		return http.StatusTemporaryRedirect, "not_leader"
+		return http.StatusTemporaryRedirect, errcode.NotLeader
 	case errors.Is(err, replication.ErrQuorum):
-		return http.StatusServiceUnavailable, "quorum_not_reached"
+		return http.StatusServiceUnavailable, errcode.QuorumNotReached
 	case errors.Is(err, errConfigIncomplete):
-		return http.StatusServiceUnavailable, "config_incomplete"
+		return http.StatusServiceUnavailable, errcode.ConfigIncomplete
 	case errors.Is(err, replication.ErrClosed):
-		return http.StatusServiceUnavailable, "shutting_down"
+		return http.StatusServiceUnavailable, errcode.ShuttingDown
 	case errors.Is(err, replication.ErrNotReady):
-		return http.StatusServiceUnavailable, "catching_up"
+		return http.StatusServiceUnavailable, errcode.CatchingUp
 	case errors.Is(err, replication.ErrStorage):
-		return http.StatusServiceUnavailable, "storage_failure"
+		return http.StatusServiceUnavailable, errcode.StorageFailure
 	case errors.Is(err, replication.ErrLeaderUnavailable):
-		return http.StatusServiceUnavailable, "leader_unavailable"
+		return http.StatusServiceUnavailable, errcode.LeaderUnavailable
 	case errors.Is(err, context.Canceled):
-		return StatusClientClosedRequest, "client_closed_request"
+		return StatusClientClosedRequest, errcode.ClientClosedRequest
 	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, "timeout"
+		return http.StatusServiceUnavailable, errcode.Timeout
 	}
-	return http.StatusInternalServerError, "internal"
+	return http.StatusInternalServerError, errcode.Internal
 }
 
 // statusFor maps an error to its HTTP status (see classify).

@@ -18,7 +18,7 @@ import (
 	"github.com/kvdb/kvdb/internal/store"
 )
 
-// fakeRep is an in-memory replication.Replicator: one node's map, versions
+// fakeRep is an in-memory Backend: one node's map, versions
 // counted 1, 2, 3, ..., quorum checks as the real one does them, and
 // injectable errors.
 type fakeRep struct {
@@ -197,7 +197,7 @@ func (f *fakeRep) Snapshot(fn func(replication.Update) error) error {
 	return nil
 }
 
-var _ replication.Replicator = (*fakeRep)(nil)
+var _ Backend = (*fakeRep)(nil)
 
 // Small limits so that the size checks are cheap to reach.
 const (

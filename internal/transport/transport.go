@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvdb/kvdb/internal/errcode"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/store"
 )
@@ -147,11 +148,15 @@ func (p *HTTPPeer) Probe(ctx context.Context) error {
 	return p.do(ctx, http.MethodGet, PathHealth, nil, nil)
 }
 
-// StatusError is a non-2xx answer from a peer. A 503 from a node that is
-// catching up matches replication.ErrNotReady.
+// StatusError is a non-2xx answer from a peer. It matches the
+// replication sentinel its machine code stands for (errcode.Sentinel: a
+// "catching_up" answer matches replication.ErrNotReady), and a permanent
+// refusal (Refused) matches replication.ErrRefused. Nothing is decided by
+// the text of the message.
 type StatusError struct {
-	Code int
-	Msg  string
+	Code    int    // HTTP status
+	ErrCode string // machine code of the error body ("catching_up", ...); empty if none
+	Msg     string // the peer's message, for people
 }
 
 func (e *StatusError) Error() string { return fmt.Sprintf("peer answered %d: %s", e.Code, e.Msg) }
@@ -159,17 +164,14 @@ func (e *StatusError) Error() string { return fmt.Sprintf("peer answered %d: %s"
 // StatusCode is the peer's HTTP status.
 func (e *StatusError) StatusCode() int { return e.Code }
 
-// Is makes a catching-up answer match replication.ErrNotReady, and a
-// permanent refusal match replication.ErrRefused.
+// Is matches the sentinel of the answer's machine code, and
+// replication.ErrRefused for a permanent refusal.
 func (e *StatusError) Is(target error) bool {
-	switch target {
-	case replication.ErrNotReady:
-		return e.Code == http.StatusServiceUnavailable &&
-			(strings.Contains(e.Msg, replication.ErrNotReady.Error()) || strings.Contains(e.Msg, StatusCatchingUp))
-	case replication.ErrRefused:
+	if target == replication.ErrRefused {
 		return Refused(e.Code)
 	}
-	return false
+	s := errcode.Sentinel(e.ErrCode)
+	return s != nil && s == target
 }
 
 // Refused reports whether status is a permanent refusal of the message
@@ -251,17 +253,29 @@ func (p *HTTPPeer) request(ctx context.Context, method, path, contentType string
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		var e struct {
-			Error  string `json:"error"`
-			Status string `json:"status"`
-		}
-		if json.Unmarshal(msg, &e) == nil && (e.Error != "" || e.Status != "") {
-			msg = []byte(strings.TrimSpace(e.Status + " " + e.Error))
-		}
-		return nil, &StatusError{Code: resp.StatusCode, Msg: strings.TrimSpace(string(msg))}
+		return nil, statusError(resp.StatusCode, resp.Body)
 	}
 	return resp, nil
+}
+
+// statusError reads a non-2xx answer: the machine code and message of a
+// JSON error body ({"error","code"}, or /health's {"status","code"}), or
+// the start of any other body as the message.
+func statusError(status int, body io.Reader) *StatusError {
+	msg, _ := io.ReadAll(io.LimitReader(body, 512))
+	var e struct {
+		Error  string `json:"error"`
+		Status string `json:"status"`
+		Code   string `json:"code"`
+	}
+	se := &StatusError{Code: status, Msg: strings.TrimSpace(string(msg))}
+	if json.Unmarshal(msg, &e) == nil {
+		se.ErrCode = e.Code
+		if e.Error != "" || e.Status != "" {
+			se.Msg = strings.TrimSpace(e.Status + " " + e.Error)
+		}
+	}
+	return se
 }
 
 // ErrDropped is returned by a Faults transport for a message it dropped.
