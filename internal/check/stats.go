@@ -1,59 +1,27 @@
 package check
 
 import (
-	"math"
-	"time"
-
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/kvdb/kvdb/internal/latency"
 )
 
-// Histogram bounds: values are microseconds, from 1 µs to 1 hour, with 3
-// significant digits.
-const (
-	histMinUS  = 1
-	histMaxUS  = int64(time.Hour / time.Microsecond)
-	histDigits = 3
-)
+// The histogram setup is package latency's, shared with the benchmark
+// driver: microseconds, 1 µs .. 1 h, 3 significant digits.
 
 // NewHistogram returns an HDR histogram of microseconds (1 µs .. 1 h).
-func NewHistogram() *hdrhistogram.Histogram {
-	return hdrhistogram.New(histMinUS, histMaxUS, histDigits)
-}
+func NewHistogram() *hdrhistogram.Histogram { return latency.NewHistogram() }
 
 // RecordUS records a duration in microseconds, clamped into the
 // histogram's range.
-func RecordUS(h *hdrhistogram.Histogram, us int64) {
-	_ = h.RecordValue(min(max(us, histMinUS), histMaxUS))
-}
+func RecordUS(h *hdrhistogram.Histogram, us int64) { latency.RecordUS(h, us) }
 
 // Percentiles summarises a latency-like distribution in milliseconds.
-type Percentiles struct {
-	P50Ms  float64 `json:"p50_ms"`
-	P90Ms  float64 `json:"p90_ms"`
-	P95Ms  float64 `json:"p95_ms"`
-	P99Ms  float64 `json:"p99_ms"`
-	P999Ms float64 `json:"p999_ms"`
-	MaxMs  float64 `json:"max_ms"`
-	MeanMs float64 `json:"mean_ms"`
-}
+type Percentiles = latency.Percentiles
 
 // PercentilesOf reads the percentiles of a histogram of microseconds. An
 // empty histogram gives zeros.
-func PercentilesOf(h *hdrhistogram.Histogram) Percentiles {
-	if h.TotalCount() == 0 {
-		return Percentiles{}
-	}
-	ms := func(us int64) float64 { return roundMs(float64(us)) }
-	return Percentiles{
-		P50Ms:  ms(h.ValueAtQuantile(50)),
-		P90Ms:  ms(h.ValueAtQuantile(90)),
-		P95Ms:  ms(h.ValueAtQuantile(95)),
-		P99Ms:  ms(h.ValueAtQuantile(99)),
-		P999Ms: ms(h.ValueAtQuantile(99.9)),
-		MaxMs:  ms(h.Max()),
-		MeanMs: roundMs(h.Mean()),
-	}
-}
+func PercentilesOf(h *hdrhistogram.Histogram) Percentiles { return latency.PercentilesOf(h) }
 
 // roundMs converts microseconds to milliseconds with µs precision.
-func roundMs(us float64) float64 { return math.Round(us) / 1000 }
+func roundMs(us float64) float64 { return latency.RoundMs(us) }

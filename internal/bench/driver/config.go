@@ -26,6 +26,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/kvdb/kvdb/internal/latency"
 )
 
 // Modes.
@@ -48,8 +50,9 @@ const (
 	DefaultLateThreshold = time.Millisecond
 	DefaultProgressEvery = time.Second
 	// MaxLatency is the highest latency the histograms record; longer
-	// ones are clamped to it.
-	MaxLatency = time.Minute
+	// ones are clamped to it. The histograms are package latency's, the
+	// load tester's and checker's too (1 µs .. 1 h, 3 significant digits).
+	MaxLatency = time.Duration(latency.MaxUS) * time.Microsecond
 )
 
 // Config describes one run. The zero value of a field documented with a

@@ -4,7 +4,7 @@ import (
 	"math"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/kvdb/kvdb/internal/latency"
 )
 
 // Result is one row of a benchmark: one workload against one system. Its
@@ -98,24 +98,12 @@ func (d *driver) result(workers []*worker) Result {
 	all := newHistogram()
 	all.Merge(reads)
 	all.Merge(writes)
-	res.P50Ms = quantileMs(all, 50)
-	res.P90Ms = quantileMs(all, 90)
-	res.P99Ms = quantileMs(all, 99)
-	res.P999Ms = quantileMs(all, 99.9)
-	res.MaxMs = round(float64(all.Max())/1000, 3)
-	res.MeanMs = round(all.Mean()/1000, 3)
-	res.ReadP50Ms, res.ReadP99Ms = quantileMs(reads, 50), quantileMs(reads, 99)
-	res.WriteP50Ms, res.WriteP99Ms = quantileMs(writes, 50), quantileMs(writes, 99)
+	p := latency.PercentilesOf(all)
+	res.P50Ms, res.P90Ms, res.P99Ms, res.P999Ms = p.P50Ms, p.P90Ms, p.P99Ms, p.P999Ms
+	res.MaxMs, res.MeanMs = p.MaxMs, p.MeanMs
+	res.ReadP50Ms, res.ReadP99Ms = latency.QuantileMs(reads, 50), latency.QuantileMs(reads, 99)
+	res.WriteP50Ms, res.WriteP99Ms = latency.QuantileMs(writes, 50), latency.QuantileMs(writes, 99)
 	return res
-}
-
-// quantileMs returns the q-th percentile (0..100) of h, recorded in
-// microseconds, in milliseconds.
-func quantileMs(h *hdrhistogram.Histogram, q float64) float64 {
-	if h.TotalCount() == 0 {
-		return 0
-	}
-	return round(float64(h.ValueAtQuantile(q))/1000, 3)
 }
 
 func round(x float64, digits int) float64 {

@@ -12,6 +12,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/kvdb/kvdb/internal/latency"
 	"github.com/kvdb/kvdb/internal/openloop"
 )
 
@@ -163,9 +164,7 @@ type worker struct {
 	lastEnd        time.Time
 }
 
-func newHistogram() *hdrhistogram.Histogram {
-	return hdrhistogram.New(1, MaxLatency.Microseconds(), 3)
-}
+func newHistogram() *hdrhistogram.Histogram { return latency.NewHistogram() }
 
 func (d *driver) run(ctx context.Context) (Result, error) {
 	cfg := d.cfg
@@ -283,12 +282,12 @@ func (d *driver) one(ctx context.Context, w *worker, intended time.Time) {
 	if !measured {
 		return
 	}
-	us := min(max(done.Sub(intended).Microseconds(), 1), MaxLatency.Microseconds())
+	us := done.Sub(intended).Microseconds()
 	if write {
-		_ = w.writes.RecordValue(us)
+		latency.RecordUS(w.writes, us)
 		w.nWrite++
 	} else {
-		_ = w.reads.RecordValue(us)
+		latency.RecordUS(w.reads, us)
 		w.nReads++
 	}
 	if done.After(w.lastEnd) {
