@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kvdb/kvdb/internal/errcode"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/store"
 )
@@ -251,29 +252,32 @@ func (n *InmemNetwork) call(ctx context.Context, from, to, op string, fn func(ct
 }
 
 // RemoteError is an error the target node's replica side answered, as a
-// non-2xx answer is over HTTP (StatusError). It matches what a
-// StatusError matches and no more, so a coordinator cannot tell the two
-// transports apart: replication.ErrNotReady for a node catching up, and
-// replication.ErrRefused for an update or setting the target refused as
-// invalid (a 400 over HTTP). It does not unwrap: the target's sentinels
-// (ErrStorage, ErrInvalid, ...) are its own, not the caller's.
+// non-2xx answer is over HTTP (StatusError). It matches what the
+// StatusError of the same answer would, so a coordinator cannot tell the
+// two transports apart: the replication sentinel its machine code stands
+// for (errcode.Sentinel: ErrNotReady for a node catching up, ErrStorage,
+// ErrInvalid, ...), and replication.ErrRefused for a message the target
+// refuses permanently (a 4xx over HTTP: an invalid update or setting). It
+// does not unwrap: nothing else of the target's error is the caller's.
 type RemoteError struct {
 	From, To, Op string
 	Err          error
+	refused      bool // refused before delivery, as the HTTP layer's 400 would
 }
 
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("%s %s -> %s: peer answered: %v", e.Op, e.From, e.To, e.Err)
 }
 
-// Is matches replication.ErrNotReady and replication.ErrRefused as
-// StatusError does.
+// Is matches the sentinels a StatusError of the same answer matches.
 func (e *RemoteError) Is(target error) bool {
-	switch target {
-	case replication.ErrNotReady:
-		return errors.Is(e.Err, replication.ErrNotReady)
-	case replication.ErrRefused:
-		return errors.Is(e.Err, replication.ErrInvalid) || errors.Is(e.Err, replication.ErrRefused)
+	if target == replication.ErrRefused {
+		return e.refused || errors.Is(e.Err, replication.ErrInvalid)
+	}
+	for _, code := range errcode.Codes() {
+		if s := errcode.Sentinel(code); s == target {
+			return errors.Is(e.Err, s)
+		}
 	}
 	return false
 }
@@ -291,7 +295,7 @@ func (p *InmemPeer) ID() string { return p.to }
 // Replicate delivers u to the target's ApplyReplica.
 func (p *InmemPeer) Replicate(ctx context.Context, u replication.Update) error {
 	if err := checkUpdates([]replication.Update{u}); err != nil {
-		return &RemoteError{From: p.from, To: p.to, Op: "replicate", Err: err}
+		return &RemoteError{From: p.from, To: p.to, Op: "replicate", Err: err, refused: true}
 	}
 	return p.net.call(ctx, p.from, p.to, "replicate", func(ctx context.Context, rep Replica) error {
 		return rep.ApplyReplica(ctx, u)
@@ -301,7 +305,7 @@ func (p *InmemPeer) Replicate(ctx context.Context, u replication.Update) error {
 // ReplicateBatch delivers a copy of us to the target's ApplyReplicas.
 func (p *InmemPeer) ReplicateBatch(ctx context.Context, us []replication.Update) error {
 	if err := checkUpdates(us); err != nil {
-		return &RemoteError{From: p.from, To: p.to, Op: "replicate-batch", Err: err}
+		return &RemoteError{From: p.from, To: p.to, Op: "replicate-batch", Err: err, refused: true}
 	}
 	us = slices.Clone(us) // the receiver owns what it got, as over the wire
 	return p.net.call(ctx, p.from, p.to, "replicate-batch", func(ctx context.Context, rep Replica) error {
@@ -309,17 +313,17 @@ func (p *InmemPeer) ReplicateBatch(ctx context.Context, us []replication.Update)
 	})
 }
 
-// checkUpdates refuses what the /internal/ endpoints refuse with 400: an
-// update without a key or version, or with a key or value that is not
-// valid UTF-8. (Sizes are not checked: every node of an in-process
+// checkUpdates refuses what the /internal/ endpoints refuse with 400
+// bad_request: an update without a key or version, or with a key or value
+// that is not valid UTF-8. (Sizes are not checked: every node of an in-process
 // cluster has the same limits, which the client API already enforced.)
 func checkUpdates(us []replication.Update) error {
 	for i, u := range us {
 		switch {
 		case u.Key == "" || u.Version == 0:
-			return fmt.Errorf("%w: update %d: every update needs a key and a version", replication.ErrInvalid, i+1)
+			return fmt.Errorf("bad request: update %d: every update needs a key and a version", i+1)
 		case !utf8.ValidString(u.Key) || !utf8.ValidString(u.Value):
-			return fmt.Errorf("%w: update %d: keys and values must be valid UTF-8", replication.ErrInvalid, i+1)
+			return fmt.Errorf("bad request: update %d: keys and values must be valid UTF-8", i+1)
 		}
 	}
 	return nil

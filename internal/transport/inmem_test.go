@@ -166,8 +166,9 @@ func TestInmemCalls(t *testing.T) {
 }
 
 // Errors match what the HTTP peer's errors match: ErrNotReady for a node
-// catching up, ErrRefused for what the target refuses as invalid, and not
-// the target's own sentinels.
+// catching up, ErrRefused for what the target refuses (a 4xx over HTTP),
+// ErrInvalid only where the HTTP answer's code would be invalid_argument
+// (not for a malformed update, a 400 bad_request).
 func TestInmemRemoteErrors(t *testing.T) {
 	n, reps := network(t)
 	ctx := context.Background()
@@ -183,20 +184,34 @@ func TestInmemRemoteErrors(t *testing.T) {
 		}
 	}
 	reps["b"].setReady(true)
-	for what, err := range map[string]error{
-		"version over the target's limit": p.Replicate(ctx, replication.Update{Key: "k", Version: 1 << 61}),
-		"no version":                      p.Replicate(ctx, replication.Update{Key: "k"}),
-		"no key":                          p.ReplicateBatch(ctx, []replication.Update{{Version: 1}}),
-		"invalid UTF-8":                   p.Replicate(ctx, replication.Update{Key: "k", Value: "\xff", Version: 1}),
-		"invalid quorum":                  p.SetQuorum(ctx, 0, 1),
+	for what, tc := range map[string]struct {
+		err     error
+		invalid bool
+	}{
+		"version over the target's limit": {p.Replicate(ctx, replication.Update{Key: "k", Version: 1 << 61}), true},
+		"invalid quorum":                  {p.SetQuorum(ctx, 0, 1), true},
+		"no version":                      {p.Replicate(ctx, replication.Update{Key: "k"}), false},
+		"no key":                          {p.ReplicateBatch(ctx, []replication.Update{{Version: 1}}), false},
+		"invalid UTF-8":                   {p.Replicate(ctx, replication.Update{Key: "k", Value: "\xff", Version: 1}), false},
 	} {
-		if !errors.Is(err, replication.ErrRefused) || errors.Is(err, replication.ErrInvalid) {
-			t.Errorf("%s: %v, want a refusal that is not the target's ErrInvalid", what, err)
+		err := tc.err
+		if !errors.Is(err, replication.ErrRefused) || errors.Is(err, replication.ErrInvalid) != tc.invalid {
+			t.Errorf("%s: %v, want a refusal, ErrInvalid %v", what, err, tc.invalid)
+		}
+		if errors.Is(err, replication.ErrNotReady) || errors.Is(err, replication.ErrStorage) {
+			t.Errorf("%s: %v matches a sentinel it is not", what, err)
 		}
 		if _, ok := errors.AsType[*transport.RemoteError](err); !ok {
 			t.Errorf("%s: %T, want *RemoteError", what, err)
 		}
 	}
+	// A storage failure matches ErrStorage, as its storage_failure code
+	// does over HTTP, and is no refusal: the coordinator retries it.
+	reps["b"].onApply = func(context.Context) error { return fmt.Errorf("%w: disk full", replication.ErrStorage) }
+	if err := p.Replicate(ctx, replication.Update{Key: "s", Version: 1}); !errors.Is(err, replication.ErrStorage) || errors.Is(err, replication.ErrRefused) {
+		t.Errorf("storage failure: %v, want ErrStorage and no refusal", err)
+	}
+	reps["b"].onApply = nil
 	// An error the snapshot's consumer returns comes back as it is.
 	mine := errors.New("consumer stops")
 	if err := p.Snapshot(ctx, func(replication.Update) error { return mine }); err != nil {
