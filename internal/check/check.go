@@ -1,5 +1,5 @@
 // Package check analyses a recorded history (package history): stale reads
-// and read inversions as DESIGN.md section 4 defines them, a per-key
+// and read inversions as docs/design.md defines them, a per-key
 // linearizability verdict from porcupine (register model), and the
 // distribution of intervals between a write and a later read of the same
 // key.

@@ -58,7 +58,7 @@ type Config struct {
 // ErrInvalidConfig wraps configuration errors (bad usage).
 var ErrInvalidConfig = errors.New("invalid experiment configuration")
 
-// DefaultConfigs and DefaultRatios are the matrix DESIGN asks for.
+// DefaultConfigs and DefaultRatios are the matrix (docs/design.md, "The experiment").
 var (
 	defaultConfigs = []string{"w5r1", "w1r5", "w3r3", "leaderless", "leaderless-w3r3"}
 	defaultRatios  = []float64{0.01, 0.1, 0.5, 0.9}

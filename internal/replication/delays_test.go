@@ -89,7 +89,7 @@ func TestDelaysFloors(t *testing.T) {
 		write     time.Duration
 		readFloor time.Duration
 	}{
-		// The paper floors of DESIGN section 3.
+		// The paper floors (docs/design.md, "Delay profiles and their floors").
 		{"paper W5/R5", paper, 5, 1200 * ms, 50 * ms},
 		{"paper W3/R3", paper, 3, 600 * ms, 50 * ms},
 		{"paper W2/R2", paper, 2, 300 * ms, 50 * ms},
