@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/kvdb/kvdb/internal/errcode"
@@ -28,7 +29,8 @@ func TestStatusErrorMatchesByCode(t *testing.T) {
 		{"not json", 503, `node is catching up`, nil, replication.ErrNotReady},
 		{"shutting down", 503, `{"error":"x","code":"shutting_down"}`, replication.ErrClosed, replication.ErrNotReady},
 		{"refused by status", 413, `{"error":"too large","code":"too_large"}`, replication.ErrRefused, replication.ErrNotReady},
-		{"invalid version", 400, `{"error":"bad","code":"invalid_argument"}`, replication.ErrInvalid, replication.ErrQuorum},
+		{"invalid version: refused, but not the caller's ErrInvalid", 400, `{"error":"bad","code":"invalid_argument"}`, replication.ErrRefused, replication.ErrInvalid},
+		{"storage failure", 503, `{"error":"x","code":"storage_failure"}`, replication.ErrStorage, replication.ErrRefused},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -61,15 +63,17 @@ func TestStatusErrorMatchesByCode(t *testing.T) {
 	}
 }
 
-// Every code that stands for a sentinel maps back to it.
+// A code that stands for one of the peer states matches its sentinel;
+// the codes about a request match none.
 func TestSentinelCodes(t *testing.T) {
 	for _, c := range errcode.Codes() {
 		s := errcode.Sentinel(c)
 		if s == nil {
 			t.Fatalf("code %q lists no sentinel", c)
 		}
-		if err := (&StatusError{Code: 503, ErrCode: c}); !errors.Is(err, s) {
-			t.Errorf("code %q does not match %v", c, s)
+		err := &StatusError{Code: 503, ErrCode: c}
+		if want := slices.Contains(PeerStates, s); errors.Is(err, s) != want {
+			t.Errorf("code %q: errors.Is(%v) = %v, want %v", c, s, !want, want)
 		}
 	}
 	if errcode.Sentinel(errcode.BadRequest) != nil || errcode.Sentinel("") != nil {

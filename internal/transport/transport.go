@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -164,15 +165,22 @@ func (e *StatusError) Error() string { return fmt.Sprintf("peer answered %d: %s"
 // StatusCode is the peer's HTTP status.
 func (e *StatusError) StatusCode() int { return e.Code }
 
-// Is matches the sentinel of the answer's machine code, and
-// replication.ErrRefused for a permanent refusal.
+// Is matches the sentinel of the answer's machine code if it is one of
+// PeerStates, and replication.ErrRefused for a permanent refusal.
 func (e *StatusError) Is(target error) bool {
 	if target == replication.ErrRefused {
 		return Refused(e.Code)
 	}
 	s := errcode.Sentinel(e.ErrCode)
-	return s != nil && s == target
+	return s != nil && s == target && slices.Contains(PeerStates, s)
 }
+
+// PeerStates are the sentinels a peer's error answer may match: states of
+// the peer itself (catching up, shutting down, its log failed), which the
+// coordinator may act on. Codes about a request (invalid_argument,
+// not_found, ...) are not matched: a peer's answer carried as the cause of
+// a quorum error must not turn the client's 503 into that request's 400.
+var PeerStates = []error{replication.ErrNotReady, replication.ErrClosed, replication.ErrStorage}
 
 // Refused reports whether status is a permanent refusal of the message
 // itself: a 4xx that sending the same message again cannot change (400 an
