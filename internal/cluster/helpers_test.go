@@ -4,27 +4,37 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
+	kvclient "github.com/kvdb/kvdb/client"
 	"github.com/kvdb/kvdb/internal/cluster"
 	"github.com/kvdb/kvdb/internal/replication"
 )
 
-// client is one test client; it never follows redirects.
+// client is one test client: requests go through the public client
+// (kvclient), one attempt each, and never follow redirects; do sends raw
+// requests.
 type client struct {
 	t  testing.TB
 	hc *http.Client
+	kv *kvclient.Client
 }
 
 func newClient(t testing.TB) *client {
 	hc := cluster.Client()
 	t.Cleanup(hc.CloseIdleConnections)
-	return &client{t: t, hc: hc}
+	kv, err := kvclient.New(kvclient.Config{HTTPClient: hc, MaxRedirects: -1, Retry: kvclient.NoRetry()})
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return &client{t: t, hc: hc, kv: kv}
 }
 
 // reply is a decoded answer from a node.
@@ -62,26 +72,85 @@ func (c *client) do(method, u string, body []byte) reply {
 	return r
 }
 
-func (c *client) set(base, key, value string) reply {
+// answer completes ok, the reply to a call that started at start, from
+// the call's error: an answer's status, text, acks and Location; a
+// transport failure fails the test.
+func (c *client) answer(what string, start time.Time, ok reply, err error) reply {
 	c.t.Helper()
-	b, _ := json.Marshal(map[string]string{"key": key, "value": value})
-	return c.do(http.MethodPost, base+"/set", b)
+	elapsed := time.Since(start)
+	if err == nil {
+		ok.Elapsed = elapsed
+		return ok
+	}
+	e, isAnswer := errors.AsType[*kvclient.Error](err)
+	if !isAnswer {
+		c.t.Fatalf("%s: %v", what, err)
+	}
+	r := reply{Status: e.Status, Error: e.Message, Acks: e.Acks, Header: http.Header{}, Elapsed: elapsed}
+	if e.Location != "" {
+		r.Header.Set("Location", e.Location)
+	}
+	return r
 }
 
+func (c *client) set(base, key, value string) reply {
+	c.t.Helper()
+	return c.setQ(base, key, value, "")
+}
+
+// setQ sets with a query of overrides, e.g. "w=3".
 func (c *client) setQ(base, key, value, query string) reply {
 	c.t.Helper()
-	b, _ := json.Marshal(map[string]string{"key": key, "value": value})
-	return c.do(http.MethodPost, base+"/set?"+query, b)
+	opts := c.overrides(base, query)
+	start := time.Now()
+	res, err := c.kv.Set(context.Background(), key, value, opts...)
+	return c.answer("set "+base, start, reply{Status: http.StatusCreated, Key: res.Key, Version: res.Version, Node: res.Node, Acks: res.Acks}, err)
+}
+
+// overrides turns a query such as "w=3" or "r=5" into call options for
+// the node at base.
+func (c *client) overrides(base, query string) []kvclient.Option {
+	c.t.Helper()
+	opts := []kvclient.Option{kvclient.At(base)}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		c.t.Fatalf("query %q: %v", query, err)
+	}
+	for name := range q {
+		n, err := strconv.Atoi(q.Get(name))
+		switch {
+		case err != nil:
+			c.t.Fatalf("query %q: %v", query, err)
+		case name == "w":
+			opts = append(opts, kvclient.WithW(n))
+		case name == "r":
+			opts = append(opts, kvclient.WithR(n))
+		default:
+			c.t.Fatalf("query %q: unknown override %q", query, name)
+		}
+	}
+	return opts
 }
 
 func (c *client) get(base, key string) reply {
 	c.t.Helper()
-	return c.do(http.MethodGet, base+"/get/"+url.PathEscape(key), nil)
+	return c.getQ(base, key, "")
+}
+
+// getQ reads with a query of overrides, e.g. "r=5".
+func (c *client) getQ(base, key, query string) reply {
+	c.t.Helper()
+	opts := c.overrides(base, query)
+	start := time.Now()
+	res, err := c.kv.Get(context.Background(), key, opts...)
+	return c.answer("get "+base, start, reply{Status: http.StatusOK, Key: res.Key, Value: res.Value, Version: res.Version, Node: res.Node}, err)
 }
 
 func (c *client) localRead(base, key string) reply {
 	c.t.Helper()
-	return c.do(http.MethodGet, base+"/local_read/"+url.PathEscape(key), nil)
+	start := time.Now()
+	res, err := c.kv.LocalRead(context.Background(), key, kvclient.At(base))
+	return c.answer("local_read "+base, start, reply{Status: http.StatusOK, Key: res.Key, Value: res.Value, Version: res.Version, Node: res.Node}, err)
 }
 
 func mustStatus(t testing.TB, what string, r reply, want int) {
