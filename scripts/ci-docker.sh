@@ -26,10 +26,10 @@ export TERRAFORM
 if command -v shellcheck >/dev/null 2>&1; then
   echo "--- shellcheck"
   shellcheck -x scripts/common.sh scripts/deploy.sh scripts/cleanup.sh scripts/run_leader_follower.sh \
-    scripts/run_leaderless.sh scripts/ci-docker.sh terraform/install.sh
+    scripts/run_leaderless.sh scripts/ci-docker.sh scripts/tools.sh terraform/install.sh
 fi
 
-echo "--- image"
+echo "--- image (node-only build, -tags kvdb_node: see the Makefile's IMAGE_TAGS)"
 make image
 docker image inspect -f 'kvdb:latest {{.Size}} bytes, user {{.Config.User}}, healthcheck {{.Config.Healthcheck.Test}}' kvdb:latest
 
