@@ -80,7 +80,6 @@ func TestPeerLimitsAcceptLargestBatch(t *testing.T) {
 	req := httptest.NewRequest("POST", transport.PathBatch, struct{ *strings.Reader }{strings.NewReader(strings.Repeat("x", int(lim.MaxBodyBytes())+1))})
 	req.ContentLength = -1
 	req.RemoteAddr = "127.0.0.1:40000" // a peer on loopback (protected mode: no token configured)
-	req.RemoteAddr = "127.0.0.1:1234" // protected mode: peers on loopback
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
 	wantError(t, rec, http.StatusRequestEntityTooLarge)
