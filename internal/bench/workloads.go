@@ -3,13 +3,19 @@
 // (internal/bench/driver), for the workloads of issue 7 — 100 % reads at R=1,
 // 50/50 at W5R1, 50/50 at W3R3, 90 % writes at W1R5 and leaderless W5R1.
 //
-// kvdb runs in process, one 5-node cluster per workload with the delays
-// off. Redis (a primary and 4 replicas) and etcd (5 members, data on tmpfs)
+// kvdb runs one 5-node cluster per workload with the delays off, in a
+// child process (or in this one, Config.KVDBExe empty), driven through the
+// public client (github.com/kvdb/kvdb/client). Redis (a primary and 4 replicas) and etcd (5 members, data on tmpfs)
 // are started by scripts/bench-peers.sh from Debian's packages, and driven
 // by the kvdb-peerbench binary of the bench/ module (which holds the Redis
 // and etcd client libraries, keeping them out of this module). Results go
 // to bench.json (one row per workload and system) and bench.md (the table,
 // with the ratio kvdb/peer per workload).
+//
+// The benchmark code is split three ways, one job each: this package
+// (`kvdb bench`), internal/bench/driver (the loop every system is driven
+// with) and the bench/ module (the Redis and etcd clients; a module of its
+// own only to keep their libraries out of this module's go.mod).
 package bench
 
 import (
