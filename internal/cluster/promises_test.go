@@ -8,19 +8,19 @@ import (
 	"github.com/kvdb/kvdb/internal/cluster"
 	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
-	"github.com/kvdb/kvdb/internal/transport"
 )
 
-// The reproduction, over real HTTP: under the paper profile (scaled)
+// The reproduction: under the paper profile (scaled)
 // node5 writes "first" and is acknowledged; node4, which the sequential
 // replication reaches last, then writes "second". The later write must win
 // on every node, in every config (leader-follower writes both go to the
 // leader). Before the leaderless version query, node4 issued version 1027
 // below "first"'s 1028 and every node ended with "first".
 func TestLaterAcknowledgedWriteWinsEverywhere(t *testing.T) {
+	t.Parallel() // in-memory network: cheap, and no timing assertion
 	for _, preset := range cluster.PresetNames() {
 		t.Run(preset, func(t *testing.T) {
-			c := start(t, cluster.Config{Preset: preset, Node: node.Config{Replication: replication.Config{Delays: scaled(0.1)}}})
+			c := start(t, cluster.Config{Network: newNetwork(t), Preset: preset, Node: node.Config{Replication: replication.Config{Delays: scaled(0.1)}}})
 			cl := newClient(t)
 			urls := c.URLs()
 			firstAt, laterAt := urls[4], urls[3]
@@ -55,17 +55,18 @@ func TestLaterAcknowledgedWriteWinsEverywhere(t *testing.T) {
 // read through node3 right after must return it too. Before the write-back,
 // node3 answered the older value: an inversion.
 func TestQuorumReadsNeverGoBack(t *testing.T) {
+	t.Parallel() // in-memory network: cheap, and no timing assertion
 	for _, preset := range []string{"w3r3", "leaderless-w3r3"} {
 		t.Run(preset, func(t *testing.T) {
-			faults := transport.NewFaults()
-			c := start(t, cluster.Config{Preset: preset, Faults: faults, Node: node.Config{Replication: replication.Config{Delays: scaled(0.5)}}})
+			faults := newNetwork(t)
+			c := start(t, cluster.Config{Preset: preset, Network: faults, Node: node.Config{Replication: replication.Config{Delays: scaled(0.5)}}})
 			cl := newClient(t)
-			urls, hosts := c.URLs(), c.Hosts()
+			urls, names := c.URLs(), ids(c)
 			first := cl.set(urls[0], "k", "old")
 			mustStatus(t, "old write", first, http.StatusCreated)
 			waitFor(t, 10*time.Second, "the old write everywhere", func() bool { return converged(cl, urls, "k", first.Version) })
-			faults.Delay(hosts[0], 100*time.Millisecond)
-			faults.Delay(hosts[1], 100*time.Millisecond)
+			faults.Delay(names[0], 100*time.Millisecond)
+			faults.Delay(names[1], 100*time.Millisecond)
 			done := make(chan reply, 1)
 			go func() { done <- cl.set(urls[0], "k", "new") }()
 			waitFor(t, 10*time.Second, "node2 to hold the new write", func() bool { return cl.localRead(urls[1], "k").Value == "new" })

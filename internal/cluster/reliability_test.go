@@ -10,18 +10,18 @@ import (
 	"github.com/kvdb/kvdb/internal/cluster"
 	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
-	"github.com/kvdb/kvdb/internal/transport"
 )
 
 // A replica cut off during a W=3 write is brought up to date by a later
 // R=5 read that sees it behind (read repair), with hinted handoff off so
 // that nothing else can heal it.
 func TestReadRepairHealsDivergence(t *testing.T) {
-	faults := transport.NewFaults()
-	c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, Node: node.Config{Replication: replication.Config{DisableHintedHandoff: true}}})
+	t.Parallel() // in-memory network: cheap, and no timing assertion
+	faults := newNetwork(t)
+	c := start(t, cluster.Config{Preset: "leaderless", Network: faults, Node: node.Config{Replication: replication.Config{DisableHintedHandoff: true}}})
 	cl := newClient(t)
-	urls, hosts := c.URLs(), c.Hosts()
-	faults.Isolate(hosts[4])
+	urls, names := c.URLs(), ids(c)
+	faults.Isolate(names[4])
 	w := cl.setQ(urls[0], "k", "v1", "w=3")
 	mustStatus(t, "W=3 write with node5 cut off", w, http.StatusCreated)
 	waitFor(t, 5*time.Second, "the other live replicas", func() bool { return converged(cl, urls[:4], "k", w.Version) })
@@ -29,7 +29,7 @@ func TestReadRepairHealsDivergence(t *testing.T) {
 	if r := cl.localRead(urls[4], "k"); r.Status != http.StatusNotFound {
 		t.Fatalf("node5 has the write before any repair: %d v%d", r.Status, r.Version)
 	}
-	g := cl.do(http.MethodGet, urls[1]+"/get/k?r=5", nil)
+	g := cl.getQ(urls[1], "k", "r=5")
 	if g.Status != http.StatusOK || g.Version != w.Version {
 		t.Fatalf("R=5 read: %d v%d, want 200 v%d", g.Status, g.Version, w.Version)
 	}
@@ -40,13 +40,14 @@ func TestReadRepairHealsDivergence(t *testing.T) {
 // reachable again, without any read. With hinted handoff off, the same
 // node stays behind on the key it missed (while later writes reach it).
 func TestHintedHandoff(t *testing.T) {
+	t.Parallel() // in-memory network: cheap, and no timing assertion
 	for _, handoff := range []bool{true, false} {
 		t.Run(fmt.Sprintf("handoff=%t", handoff), func(t *testing.T) {
-			faults := transport.NewFaults()
-			c := start(t, cluster.Config{Preset: "leaderless", Faults: faults, Node: node.Config{Replication: replication.Config{DisableHintedHandoff: !handoff, DisableReadRepair: true}}})
+			faults := newNetwork(t)
+			c := start(t, cluster.Config{Preset: "leaderless", Network: faults, Node: node.Config{Replication: replication.Config{DisableHintedHandoff: !handoff, DisableReadRepair: true}}})
 			cl := newClient(t)
-			urls, hosts := c.URLs(), c.Hosts()
-			faults.Isolate(hosts[4])
+			urls, names := c.URLs(), ids(c)
+			faults.Isolate(names[4])
 			var missed []reply
 			for i := range 20 {
 				w := cl.setQ(urls[i%4], fmt.Sprintf("k%d", i), value(i), "w=4")
@@ -83,12 +84,13 @@ func TestHintedHandoff(t *testing.T) {
 // /health and client calls answer 503 "catching-up"; afterwards every
 // acknowledged write is readable from it, local reads included.
 func TestRestartedNodeCatchesUp(t *testing.T) {
+	t.Parallel() // in-memory network: cheap, and no timing assertion
 	for _, preset := range []string{"w1r5", "leaderless"} {
 		t.Run(preset, func(t *testing.T) {
-			faults := transport.NewFaults()
-			c := start(t, cluster.Config{Preset: preset, Faults: faults})
+			faults := newNetwork(t)
+			c := start(t, cluster.Config{Preset: preset, Network: faults})
 			cl := newClient(t)
-			urls, hosts := c.URLs(), c.Hosts()
+			urls, names := c.URLs(), ids(c)
 			acked := map[string]uint64{}
 			write := func(i int) {
 				key := fmt.Sprintf("k%d", i)
@@ -109,7 +111,7 @@ func TestRestartedNodeCatchesUp(t *testing.T) {
 				write(i)
 			}
 			// Slow every peer down so the catch-up window is observable.
-			for i, h := range hosts {
+			for i, h := range names {
 				if i != 2 {
 					faults.Delay(h, 300*time.Millisecond)
 				}
@@ -146,9 +148,10 @@ func TestRestartedNodeCatchesUp(t *testing.T) {
 // was acknowledged: every node is killed, restarted empty, replays its log
 // and serves every acknowledged write.
 func TestWholeClusterCrashWithWAL(t *testing.T) {
+	t.Parallel() // in-memory network: cheap, and no timing assertion
 	for _, preset := range []string{"w5r1", "leaderless"} {
 		t.Run(preset, func(t *testing.T) {
-			c := start(t, cluster.Config{Preset: preset, DataDir: t.TempDir()})
+			c := start(t, cluster.Config{Network: newNetwork(t), Preset: preset, DataDir: t.TempDir()})
 			cl := newClient(t)
 			urls := c.URLs()
 			acked := map[string]uint64{}

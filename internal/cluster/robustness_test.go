@@ -46,6 +46,7 @@ var (
 	robustSeed     = flag.Uint64("robustness.seed", 0, "robustness test: run only this seed (0: seeds 1..robustness.seeds)")
 	robustSeeds    = flag.Int("robustness.seeds", 2, "robustness test: seeds per config")
 	robustDuration = flag.Duration("robustness.duration", time.Second, "robustness test: traffic per run")
+	robustHTTP     = flag.Bool("robustness.http", false, "robustness test: node-to-node traffic over loopback HTTP (transport.Faults) instead of the in-memory network")
 )
 
 // robustTarget is a config under test and what it promises.
@@ -138,10 +139,28 @@ func runRobustness(t *testing.T, tg robustTarget, ti int, seed uint64) {
 	}
 	run.fault = pickFailpoint(rng, kind, robustN, leaderFollower, dur, robustPeerTimeout)
 	rerun := fmt.Sprintf("go test -count=1 -v -run 'TestRobustness/^%s$/' ./internal/cluster/ -robustness.seed=%d -robustness.duration=%v", tg.name, seed, dur)
+	if *robustHTTP {
+		rerun += " -robustness.http"
+	}
 	t.Logf("%s: %s", tg.name, run)
 
-	faults := transport.NewFaults()
-	c := start(t, cluster.Config{Preset: tg.preset, N: robustN, Faults: faults, Node: node.Config{Replication: replication.Config{Delays: run.delays, PeerTimeout: robustPeerTimeout}, Server: server.Config{RequestTimeout: robustRequestTimeout}}})
+	// Node-to-node traffic goes over the in-memory network (faults by
+	// member ID), or with -robustness.http over loopback HTTP (faults by
+	// host:port); clients use HTTP either way.
+	netcfg := cluster.Config{Preset: tg.preset, N: robustN, Node: node.Config{Replication: replication.Config{Delays: run.delays, PeerTimeout: robustPeerTimeout}, Server: server.Config{RequestTimeout: robustRequestTimeout}}}
+	var faults faultInjector
+	if *robustHTTP {
+		netcfg.Faults = transport.NewFaults()
+		faults = netcfg.Faults
+	} else {
+		netcfg.Network = newNetwork(t)
+		faults = netcfg.Network
+	}
+	c := start(t, netcfg)
+	names := ids(c)
+	if *robustHTTP {
+		names = c.Hosts()
+	}
 	hc := load.NewHTTPClient(2 * run.clients)
 	t.Cleanup(hc.CloseIdleConnections)
 	urls := c.URLs()
@@ -160,7 +179,7 @@ func runRobustness(t *testing.T, tg robustTarget, ti int, seed uint64) {
 	t0 := time.Now()
 	tr.clock = usClock{t0}
 	faultErr := make(chan error, 1)
-	go func() { faultErr <- run.fault.inject(ctx, c, faults, t0) }()
+	go func() { faultErr <- run.fault.inject(ctx, c, faults, names, t0) }()
 	ops := collect(run.clients, func(id int) []history.Op {
 		return tr.runClient(ctx, id, rand.New(rand.NewPCG(seed, h.Sum64()+uint64(id)+1)))
 	})

@@ -16,7 +16,6 @@ import (
 	"github.com/kvdb/kvdb/internal/cluster"
 	"github.com/kvdb/kvdb/internal/history"
 	"github.com/kvdb/kvdb/internal/load"
-	"github.com/kvdb/kvdb/internal/transport"
 )
 
 // This file holds the robustness test's traffic (concurrent clients that
@@ -185,17 +184,16 @@ func pickFailpoint(rng *rand.Rand, kind faultKind, n int, leaderFollower bool, d
 }
 
 // inject runs the failpoint against c during the traffic, which started at
-// t0: it applies the fault at from, and heals it (or restarts the node and
+// t0, through faults, which name the nodes by names: it applies the fault at from, and heals it (or restarts the node and
 // waits until it has caught up) at to or when ctx ends, whichever is first.
 // It returns the first error.
-func (f failpoint) inject(ctx context.Context, c *cluster.Cluster, faults *transport.Faults, t0 time.Time) error {
+func (f failpoint) inject(ctx context.Context, c *cluster.Cluster, faults faultInjector, hosts []string, t0 time.Time) error {
 	if f.kind == faultNone {
 		return nil
 	}
 	if !waitUntil(ctx, t0.Add(f.from)) {
 		return nil
 	}
-	hosts := c.Hosts()
 	switch f.kind {
 	case faultDrop:
 		faults.Drop(hosts[f.node], f.drop)
