@@ -512,7 +512,7 @@ func TestMetrics(t *testing.T) {
 		mustStatus(t, "write", cl.setQ(urls[0], "k"+value(i), "v", "w=3"), http.StatusCreated)
 	}
 	faults.Heal()
-	mustStatus(t, "R=5 read", cl.do(http.MethodGet, urls[0]+"/get/kv0?r=5", nil), http.StatusOK)
+	mustStatus(t, "R=5 read", cl.getQ(urls[0], "kv0", "r=5"), http.StatusOK)
 	resp, err := cl.hc.Get(urls[0] + "/metrics")
 	if err != nil {
 		t.Fatal(err)

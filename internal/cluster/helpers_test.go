@@ -208,5 +208,3 @@ func converged(c *client, urls []string, key string, v uint64) bool {
 }
 
 func value(i int) string { return fmt.Sprintf("v%d", i) }
-
-func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
