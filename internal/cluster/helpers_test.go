@@ -30,11 +30,17 @@ type client struct {
 func newClient(t testing.TB) *client {
 	hc := cluster.Client()
 	t.Cleanup(hc.CloseIdleConnections)
+	return &client{t: t, hc: hc, kv: publicClient(t, hc)}
+}
+
+// publicClient is the public client over hc for tests: one attempt per
+// call, a 307 returned rather than followed.
+func publicClient(t testing.TB, hc *http.Client) *kvclient.Client {
 	kv, err := kvclient.New(kvclient.Config{HTTPClient: hc, MaxRedirects: -1, Retry: kvclient.NoRetry()})
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &client{t: t, hc: hc, kv: kv}
+	return kv
 }
 
 // reply is a decoded answer from a node.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	kvclient "github.com/kvdb/kvdb/client"
 	"github.com/kvdb/kvdb/internal/check"
 	"github.com/kvdb/kvdb/internal/cluster"
 	"github.com/kvdb/kvdb/internal/history"
@@ -163,6 +164,7 @@ func runRobustness(t *testing.T, tg robustTarget, ti int, seed uint64) {
 	}
 	hc := load.NewHTTPClient(2 * run.clients)
 	t.Cleanup(hc.CloseIdleConnections)
+	kv := publicClient(t, hc)
 	urls := c.URLs()
 	tr := &traffic{cl: load.NewClient(hc), urls: urls, leaderReads: tg.leaderReads,
 		writeRatio: run.writeRatio, maxOps: robustMaxOps * max(1, int(dur/time.Second)), timeout: robustClientTimeout}
@@ -201,7 +203,7 @@ func runRobustness(t *testing.T, tg robustTarget, ti int, seed uint64) {
 	}
 	settle := time.Now()
 	for {
-		ok, why := drained(context.Background(), hc, urls)
+		ok, why := drained(context.Background(), kv, urls)
 		if ok {
 			break
 		}
@@ -215,7 +217,7 @@ func runRobustness(t *testing.T, tg robustTarget, ti int, seed uint64) {
 	// Every acknowledged write is readable, and the replicas converge.
 	writes := writesByKey(ops)
 	for _, key := range tr.keys {
-		ops = append(ops, checkFinalCopies(t, hc, urls, key, writes[key], run.clients, tr.clock, rerun)...)
+		ops = append(ops, checkFinalCopies(t, kv, urls, key, writes[key], run.clients, tr.clock, rerun)...)
 	}
 
 	// Porcupine.
@@ -343,7 +345,7 @@ func pruneUnobserved(ops []history.Op) []history.Op {
 // answer, then waits (bounded) for every node's local copy to be the same
 // and checks that too. It returns the R=N reads as history operations (of
 // client id), so that porcupine checks them with the rest.
-func checkFinalCopies(t *testing.T, hc *http.Client, urls []string, key string, kw *keyWrites, id int, clock usClock, rerun string) []history.Op {
+func checkFinalCopies(t *testing.T, kv *kvclient.Client, urls []string, key string, kw *keyWrites, id int, clock usClock, rerun string) []history.Op {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -358,7 +360,7 @@ func checkFinalCopies(t *testing.T, hc *http.Client, urls []string, key string, 
 		for attempt := 0; attempt < 5; attempt++ {
 			op = history.Op{Client: id, Seq: int64(id)*1_000_000 + int64(len(reads)), Op: history.OpGet, Key: key, Node: u, SentUS: clock.now()}
 			op.IntendedUS = op.SentUS
-			c, err = readKey(ctx, hc, u, "/get/", key, fmt.Sprintf("r=%d", len(urls)))
+			c, err = readKey(ctx, kv, u, false, key, len(urls))
 			op.DoneUS = clock.now()
 			if err == nil && (c.Status == http.StatusOK || c.Status == http.StatusNotFound) {
 				break
@@ -382,7 +384,7 @@ func checkFinalCopies(t *testing.T, hc *http.Client, urls []string, key string, 
 	converged := func() bool {
 		copies = copies[:0]
 		for _, u := range urls {
-			c, err := readKey(ctx, hc, u, "/local_read/", key, "")
+			c, err := readKey(ctx, kv, u, true, key, 0)
 			if err != nil {
 				lastErr = err
 				return false

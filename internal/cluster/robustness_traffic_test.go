@@ -2,17 +2,16 @@ package cluster_test
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	kvclient "github.com/kvdb/kvdb/client"
 	"github.com/kvdb/kvdb/internal/cluster"
 	"github.com/kvdb/kvdb/internal/history"
 	"github.com/kvdb/kvdb/internal/load"
@@ -234,27 +233,12 @@ func waitUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// apiGet is a plain GET for the checks after the traffic: status, body.
-func apiGet(ctx context.Context, hc *http.Client, u string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, b, err
-}
-
 // copyOf is a node's answer for a key: absent, or a value and version.
 type copyOf struct {
-	Status  int    `json:"-"`
-	Value   string `json:"value"`
-	Version uint64 `json:"version"`
-	Error   string `json:"error"`
+	Status  int
+	Value   string
+	Version uint64
+	Error   string
 }
 
 func (c copyOf) String() string {
@@ -267,43 +251,37 @@ func (c copyOf) String() string {
 	return fmt.Sprintf("%q v%d", c.Value, c.Version)
 }
 
-// readKey reads key at u + path (/get/, /local_read/) + query.
-func readKey(ctx context.Context, hc *http.Client, base, path, key, query string) (copyOf, error) {
-	u := base + path + url.PathEscape(key)
-	if query != "" {
-		u += "?" + query
+// readKey reads key at the node at base: its own copy (local) or with
+// R=r (0: the node's R). An answer is a copy (404: absent); only a
+// failure to get one is an error.
+func readKey(ctx context.Context, kv *kvclient.Client, base string, local bool, key string, r int) (copyOf, error) {
+	read, opts := kv.Get, []kvclient.Option{kvclient.At(base)}
+	if local {
+		read = kv.LocalRead
 	}
-	status, b, err := apiGet(ctx, hc, u)
+	if r > 0 {
+		opts = append(opts, kvclient.WithR(r))
+	}
+	res, err := read(ctx, key, opts...)
+	if e, ok := errors.AsType[*kvclient.Error](err); ok && e.Code != kvclient.CodeBadResponse {
+		return copyOf{Status: e.Status, Error: e.Message}, nil
+	}
 	if err != nil {
 		return copyOf{}, err
 	}
-	c := copyOf{Status: status}
-	if len(b) > 0 {
-		if err := json.Unmarshal(b, &c); err != nil {
-			return c, fmt.Errorf("%s: status %d, body not JSON: %q", u, status, b)
-		}
-	}
-	return c, nil
+	return copyOf{Status: http.StatusOK, Value: res.Value, Version: res.Version}, nil
 }
 
 // drained reports whether every node is ready and has no background
 // replication or hints left, with a description of the first that has.
-func drained(ctx context.Context, hc *http.Client, urls []string) (bool, string) {
+func drained(ctx context.Context, kv *kvclient.Client, urls []string) (bool, string) {
 	for _, u := range urls {
-		status, b, err := apiGet(ctx, hc, u+"/health")
-		if err != nil {
+		h, err := kv.Health(ctx, kvclient.At(u))
+		if err != nil && !(errors.Is(err, kvclient.ErrNotReady) && h.Status != "") {
 			return false, fmt.Sprintf("%s/health: %v", u, err)
 		}
-		var h struct {
-			Status  string `json:"status"`
-			Pending int    `json:"pending_replication"`
-			Hints   int    `json:"hints"`
-		}
-		if err := json.Unmarshal(b, &h); err != nil {
-			return false, fmt.Sprintf("%s/health: %v", u, err)
-		}
-		if status != http.StatusOK || h.Pending != 0 || h.Hints != 0 {
-			return false, fmt.Sprintf("%s: status %d %q, pending_replication %d, hints %d", u, status, h.Status, h.Pending, h.Hints)
+		if err != nil || h.Pending != 0 || h.Hints != 0 {
+			return false, fmt.Sprintf("%s: status %d %q, pending_replication %d, hints %d", u, max(kvclient.StatusOf(err), http.StatusOK), h.Status, h.Pending, h.Hints)
 		}
 	}
 	return true, ""
