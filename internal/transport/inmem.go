@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kvdb/kvdb/internal/errcode"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/store"
 )
@@ -254,11 +253,12 @@ func (n *InmemNetwork) call(ctx context.Context, from, to, op string, fn func(ct
 // RemoteError is an error the target node's replica side answered, as a
 // non-2xx answer is over HTTP (StatusError). It matches what the
 // StatusError of the same answer would, so a coordinator cannot tell the
-// two transports apart: the replication sentinel its machine code stands
-// for (errcode.Sentinel: ErrNotReady for a node catching up, ErrStorage,
-// ErrInvalid, ...), and replication.ErrRefused for a message the target
-// refuses permanently (a 4xx over HTTP: an invalid update or setting). It
-// does not unwrap: nothing else of the target's error is the caller's.
+// two transports apart: the peer states (PeerStates: catching up,
+// shutting down, its log failed), and replication.ErrRefused for a message
+// the target refuses permanently (a 4xx over HTTP: an invalid update or
+// setting). It does not unwrap: a sentinel about the request (ErrInvalid,
+// ...) is the target's, and carried as the cause of a quorum error it must
+// not change what the coordinator's client is told.
 type RemoteError struct {
 	From, To, Op string
 	Err          error
@@ -274,12 +274,7 @@ func (e *RemoteError) Is(target error) bool {
 	if target == replication.ErrRefused {
 		return e.refused || errors.Is(e.Err, replication.ErrInvalid)
 	}
-	for _, code := range errcode.Codes() {
-		if s := errcode.Sentinel(code); s == target {
-			return errors.Is(e.Err, s)
-		}
-	}
-	return false
+	return slices.Contains(PeerStates, target) && errors.Is(e.Err, target)
 }
 
 // InmemPeer is one node's view of another over an InmemNetwork. It

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvdb/kvdb/internal/errcode"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/store"
 	"github.com/kvdb/kvdb/internal/transport"
@@ -165,10 +166,10 @@ func TestInmemCalls(t *testing.T) {
 	}
 }
 
-// Errors match what the HTTP peer's errors match: ErrNotReady for a node
-// catching up, ErrRefused for what the target refuses (a 4xx over HTTP),
-// ErrInvalid only where the HTTP answer's code would be invalid_argument
-// (not for a malformed update, a 400 bad_request).
+// Errors match what the HTTP peer's errors match: the peer states
+// (ErrNotReady for a node catching up, ErrStorage), ErrRefused for what the
+// target refuses (a 4xx over HTTP), and never a sentinel about the request
+// such as ErrInvalid.
 func TestInmemRemoteErrors(t *testing.T) {
 	n, reps := network(t)
 	ctx := context.Background()
@@ -185,18 +186,17 @@ func TestInmemRemoteErrors(t *testing.T) {
 	}
 	reps["b"].setReady(true)
 	for what, tc := range map[string]struct {
-		err     error
-		invalid bool
+		err error
 	}{
-		"version over the target's limit": {p.Replicate(ctx, replication.Update{Key: "k", Version: 1 << 61}), true},
-		"invalid quorum":                  {p.SetQuorum(ctx, 0, 1), true},
-		"no version":                      {p.Replicate(ctx, replication.Update{Key: "k"}), false},
-		"no key":                          {p.ReplicateBatch(ctx, []replication.Update{{Version: 1}}), false},
-		"invalid UTF-8":                   {p.Replicate(ctx, replication.Update{Key: "k", Value: "\xff", Version: 1}), false},
+		"version over the target's limit": {p.Replicate(ctx, replication.Update{Key: "k", Version: 1 << 61})},
+		"invalid quorum":                  {p.SetQuorum(ctx, 0, 1)},
+		"no version":                      {p.Replicate(ctx, replication.Update{Key: "k"})},
+		"no key":                          {p.ReplicateBatch(ctx, []replication.Update{{Version: 1}})},
+		"invalid UTF-8":                   {p.Replicate(ctx, replication.Update{Key: "k", Value: "\xff", Version: 1})},
 	} {
 		err := tc.err
-		if !errors.Is(err, replication.ErrRefused) || errors.Is(err, replication.ErrInvalid) != tc.invalid {
-			t.Errorf("%s: %v, want a refusal, ErrInvalid %v", what, err, tc.invalid)
+		if !errors.Is(err, replication.ErrRefused) || errors.Is(err, replication.ErrInvalid) {
+			t.Errorf("%s: %v, want a refusal that is not ErrInvalid", what, err)
 		}
 		if errors.Is(err, replication.ErrNotReady) || errors.Is(err, replication.ErrStorage) {
 			t.Errorf("%s: %v matches a sentinel it is not", what, err)
@@ -354,3 +354,27 @@ func TestInmemCallerCancels(t *testing.T) {
 }
 
 var _ replication.Peer = (*transport.InmemPeer)(nil)
+
+// A RemoteError matches exactly what the StatusError of the same answer
+// over HTTP matches, for every error that has a machine code: the
+// coordinator cannot tell the transports apart.
+func TestInmemErrorsMatchHTTP(t *testing.T) {
+	targets := []error{replication.ErrRefused}
+	for _, code := range errcode.Codes() {
+		targets = append(targets, errcode.Sentinel(code))
+	}
+	for _, code := range errcode.Codes() {
+		sentinel := errcode.Sentinel(code)
+		status := 503
+		if sentinel == replication.ErrInvalid {
+			status = 400
+		}
+		remote := &transport.RemoteError{Op: "read", Err: fmt.Errorf("wrapped: %w", sentinel)}
+		wire := &transport.StatusError{Code: status, ErrCode: code, Msg: sentinel.Error()}
+		for _, target := range targets {
+			if got, want := errors.Is(remote, target), errors.Is(wire, target); got != want {
+				t.Errorf("code %s: in memory matches %v: %v, over HTTP: %v", code, target, got, want)
+			}
+		}
+	}
+}
