@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -378,9 +379,14 @@ func TestConfigChangeDetachedAndSerialized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s)
+	var arrived atomic.Int32 // requests the server has begun to handle
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		s.ServeHTTP(w, r)
+	}))
 	defer ts.Close()
 	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	errc := make(chan error, 2)
 	for _, body := range []string{`{"w":3,"r":3}`, `{"w":1,"r":5}`} {
 		go func() {
@@ -393,6 +399,9 @@ func TestConfigChangeDetachedAndSerialized(t *testing.T) {
 		}()
 	}
 	ctx := <-b.entered
+	// Both requests must have reached the server before the clients hang
+	// up; a request cancelled before it was sent starts no change at all.
+	waitUntil(t, 5*time.Second, "both requests to reach the server", func() bool { return arrived.Load() == 2 })
 	cancel() // both clients hang up
 	<-errc
 	<-errc
@@ -403,7 +412,11 @@ func TestConfigChangeDetachedAndSerialized(t *testing.T) {
 		t.Fatalf("the client hanging up cancelled the change: %v", ctx.Err())
 	}
 	close(b.release)
-	<-b.entered // the second change runs after the first
+	select {
+	case <-b.entered: // the second change runs after the first
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second change never ran")
+	}
 	waitUntil(t, 5*time.Second, "both changes to finish", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
