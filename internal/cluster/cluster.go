@@ -200,6 +200,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			// Nothing has started yet: the nodes built so far hold only
 			// their logs and clients.
 			for _, built := range c.nodes {
+				if cfg.Network != nil {
+					cfg.Network.Unregister(built.ID())
+				}
 				_ = built.Kill()
 			}
 			closeAll()

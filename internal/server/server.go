@@ -2,7 +2,7 @@
 // local_read, health, config, metrics) and the node-to-node /internal/
 // endpoints, over the small interfaces it declares (Coordinator, Replica,
 // Stats; see backend.go). Errors from below are mapped to
-// HTTP status codes in one place, statusFor.
+// HTTP status codes and machine codes (package errcode) in one place, classify.
 package server
 
 import (
