@@ -4,7 +4,8 @@
 // client of the bench/ module).
 //
 // Request i of a schedule is intended at Start + Offset(i) and is started
-// then, on a goroutine of its own, however long earlier requests take: a
+// then, on a goroutine of its own (the worker of a free slot), however long
+// earlier requests take: a
 // slow system shows up as latency measured from the intended time, not as
 // a lower request rate (no coordinated omission, as in wrk2). At most
 // MaxInFlight requests are in flight, each in a numbered slot of its own.
@@ -41,7 +42,9 @@ type Scheduler[P any] struct {
 	// it is called on Run's goroutine in schedule order, so that a seeded
 	// choice of operations and keys is reproducible. Nil: the zero P.
 	Plan func(seq int64, intended time.Time) P
-	// Send performs one request on a goroutine of its own. Slot is in
+	// Send performs one request on its slot's goroutine (one per slot,
+	// started when the slot is first used, so that a request costs a
+	// channel handoff rather than a new goroutine). Slot is in
 	// 0..MaxInFlight-1: no two requests in flight share a slot (state
 	// kept per slot needs no lock), and the most recently freed slot is
 	// taken first, so slots stay few when the system keeps up.
@@ -52,6 +55,16 @@ type Scheduler[P any] struct {
 
 	wg    sync.WaitGroup
 	slots slots
+	// work[slot] feeds the slot's worker goroutine, started when the slot
+	// is first used: a request costs a channel handoff, not a goroutine.
+	work []chan job[P]
+}
+
+// job is one request handed to a slot's worker.
+type job[P any] struct {
+	seq      int64
+	intended time.Time
+	p        P
 }
 
 // Run schedules the requests until the schedule is over, ctx ends, or
@@ -61,6 +74,14 @@ type Scheduler[P any] struct {
 // (Wait does); their contexts are Send's business.
 func (s *Scheduler[P]) Run(ctx context.Context) int64 {
 	s.slots.init(s.MaxInFlight)
+	s.work = make([]chan job[P], max(s.MaxInFlight, 1))
+	defer func() {
+		for _, ch := range s.work {
+			if ch != nil {
+				close(ch)
+			}
+		}
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var i int64
@@ -89,11 +110,18 @@ func (s *Scheduler[P]) Run(ctx context.Context) int64 {
 			s.slots.release(slot)
 			break
 		}
-		seq := i
-		s.wg.Go(func() {
-			defer s.slots.release(slot)
-			s.Send(slot, seq, intended, p)
-		})
+		ch := s.work[slot]
+		if ch == nil {
+			ch = make(chan job[P], 1)
+			s.work[slot] = ch
+			s.wg.Go(func() {
+				for j := range ch {
+					s.Send(slot, j.seq, j.intended, j.p)
+					s.slots.release(slot)
+				}
+			})
+		}
+		ch <- job[P]{seq: i, intended: intended, p: p}
 	}
 	return i
 }

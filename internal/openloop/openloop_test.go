@@ -170,7 +170,9 @@ func TestWaitCancelsAfterTimeout(t *testing.T) {
 
 // BenchmarkDispatch is the scheduler's own cost per request (a schedule
 // already due, requests that return at once): what an open loop spends
-// beside the requests themselves.
+// beside the requests themselves. Handing requests to a worker per slot
+// measured ~0.4 µs per request with no allocation; a new goroutine per
+// request cost ~0.7-1 µs and 2 allocations.
 func BenchmarkDispatch(b *testing.B) {
 	for _, queue := range []bool{false, true} {
 		b.Run(map[bool]string{false: "drop", true: "queue"}[queue], func(b *testing.B) {
