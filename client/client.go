@@ -37,6 +37,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kvdb/kvdb/internal/jsonstr"
 )
 
 // maxResponse caps how much of an answer is read (a 1 MiB value can take
@@ -507,34 +509,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-const hexDigits = "0123456789abcdef"
-
 // appendJSONString appends s as a JSON string. Bytes that are not valid
 // UTF-8 are sent as they are, so the server refuses them (invalid_utf8)
 // rather than store U+FFFD in their place, as encoding/json would.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue // multi-byte sequences are copied as they are
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+func appendJSONString(dst []byte, s string) []byte { return jsonstr.Append(dst, s, jsonstr.Keep) }
