@@ -459,7 +459,7 @@ func (c *Client) retryable(err error, rq *request) (again, move bool) {
 	unknownOK := rq.safe || (rq.write && c.cfg.Retry.RetryUnknownWrites)
 	if e, ok := errors.AsType[*Error](err); ok {
 		switch e.Code {
-		case CodeNotReady, CodeShuttingDown, CodeLeaderUnavailable:
+		case CodeNotReady, CodeLeaderCatchingUp, CodeShuttingDown, CodeLeaderUnavailable:
 			return true, true
 		case CodeQuorum, CodeTimeout, CodeConfigIncomplete:
 			return unknownOK, false

@@ -29,6 +29,8 @@ func TestCodesMatchServer(t *testing.T) {
 		{client.CodeNotReady, errcode.CatchingUp},
 		{client.CodeStorage, errcode.StorageFailure},
 		{client.CodeLeaderUnavailable, errcode.LeaderUnavailable},
+		{client.CodeLeaderCatchingUp, errcode.LeaderCatchingUp},
+		{client.CodeStaleTerm, errcode.StaleTerm},
 		{client.CodeTimeout, errcode.Timeout},
 		{client.CodeInternal, errcode.Internal},
 	} {
@@ -41,6 +43,7 @@ func TestCodesMatchServer(t *testing.T) {
 	known := map[string]bool{
 		client.CodeInvalidArgument: true, client.CodeNotFound: true, client.CodeNotLeader: true, client.CodeQuorum: true,
 		client.CodeShuttingDown: true, client.CodeNotReady: true, client.CodeStorage: true, client.CodeLeaderUnavailable: true,
+		client.CodeLeaderCatchingUp: true, client.CodeStaleTerm: true,
 	}
 	for _, c := range errcode.Codes() {
 		if !known[c] {

@@ -57,8 +57,13 @@ type Config struct {
 // Always retried (nothing can have been applied):
 //   - an attempt that could not connect (dial failure: refused, no route,
 //     DNS); a call without At then moves to the next endpoint;
-//   - 503 catching_up, shutting_down and leader_unavailable (a call
-//     without At moves to the next endpoint too).
+//   - 503 catching_up, leader_catching_up, shutting_down and
+//     leader_unavailable (a call without At moves to the next endpoint
+//     too). During a failover writes get leader_unavailable until a new
+//     leader is elected, then leader_catching_up until it holds every
+//     acknowledged write; a Set retried through them lands once the new
+//     leader accepts writes (give it MaxAttempts and a ctx that cover an
+//     election, about 2 s with the defaults).
 //
 // Retried only for calls that are safe to repeat — Get, LocalRead, Health,
 // Config and SetConfig (PUT /config is idempotent) — or for Set when

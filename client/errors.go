@@ -26,7 +26,9 @@ const (
 	CodeShuttingDown      = "shutting_down"      // 503
 	CodeNotReady          = "catching_up"        // 503: the node is still catching up after a start
 	CodeStorage           = "storage_failure"    // 503: the write-ahead log failed; the node acknowledges nothing more
-	CodeLeaderUnavailable = "leader_unavailable" // 503: a follower cannot reach the leader
+	CodeLeaderUnavailable = "leader_unavailable" // 503: no leader is known (an election is under way) or it cannot be reached
+	CodeLeaderCatchingUp  = "leader_catching_up" // 503: a newly elected leader copies state before it accepts writes (nothing applied)
+	CodeStaleTerm         = "stale_term"         // 409: node-to-node only: an update from a deposed leader
 	CodeTimeout           = "timeout"            // 503: coordination ran out of the node's request timeout
 	CodeInternal          = "internal"           // 500: a bug
 
@@ -43,7 +45,7 @@ var (
 	ErrQuorum            = errors.New("kvdb: quorum not reached")                 // quorum_not_reached
 	ErrNotLeader         = errors.New("kvdb: not the leader")                     // not_leader (a 307 not followed)
 	ErrLeaderUnavailable = errors.New("kvdb: leader unavailable")                 // leader_unavailable
-	ErrNotReady          = errors.New("kvdb: node not ready")                     // catching_up
+	ErrNotReady          = errors.New("kvdb: node not ready")                     // catching_up, leader_catching_up
 	ErrShuttingDown      = errors.New("kvdb: node shutting down")                 // shutting_down
 	ErrStorage           = errors.New("kvdb: storage failure")                    // storage_failure
 	ErrTimeout           = errors.New("kvdb: server timeout")                     // timeout, body_timeout
@@ -139,7 +141,7 @@ func (e *Error) Is(target error) bool {
 	case ErrLeaderUnavailable:
 		return c == CodeLeaderUnavailable
 	case ErrNotReady:
-		return c == CodeNotReady
+		return c == CodeNotReady || c == CodeLeaderCatchingUp
 	case ErrShuttingDown:
 		return c == CodeShuttingDown
 	case ErrStorage:

@@ -21,6 +21,7 @@ const (
 	NoSuchEndpoint   = "no_such_endpoint"   // 404: unknown path
 	NotFound         = "not_found"          // 404: replication.ErrNotFound
 	NotLeader        = "not_leader"         // 307: replication.ErrNotLeader
+	StaleTerm        = "stale_term"         // 409: replication.ErrStaleTerm (an update from a deposed leader)
 
 	// Unavailability (503).
 	QuorumNotReached  = "quorum_not_reached" // replication.ErrQuorum
@@ -29,6 +30,7 @@ const (
 	CatchingUp        = "catching_up"        // replication.ErrNotReady (also on /health)
 	StorageFailure    = "storage_failure"    // replication.ErrStorage
 	LeaderUnavailable = "leader_unavailable" // replication.ErrLeaderUnavailable
+	LeaderCatchingUp  = "leader_catching_up" // replication.ErrLeaderCatchingUp (just elected; nothing applied)
 	Timeout           = "timeout"            // the request's deadline passed
 
 	// ClientClosedRequest is logged for a caller that went away (499).
@@ -47,6 +49,8 @@ var sentinels = map[string]error{
 	CatchingUp:        replication.ErrNotReady,
 	StorageFailure:    replication.ErrStorage,
 	LeaderUnavailable: replication.ErrLeaderUnavailable,
+	LeaderCatchingUp:  replication.ErrLeaderCatchingUp,
+	StaleTerm:         replication.ErrStaleTerm,
 }
 
 // Sentinel returns the replication sentinel error that code stands for

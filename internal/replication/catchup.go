@@ -12,8 +12,12 @@ func (c *core) Ready() bool { return c.ready.Load() }
 
 // Snapshot calls fn for every entry this node holds; it refuses while the
 // node is still catching up, so a restarting peer never copies a partial
-// state as if it were current.
-func (c *core) Snapshot(fn func(Update) error) error {
+// state as if it were current. A non-zero term is the caller's election
+// term: the node raises its own to it first, and from then on refuses
+// fresh writes of older terms, so a new leader's copy holds every write
+// this node acknowledged under the old one (see term.go).
+func (c *core) Snapshot(term uint64, fn func(Update) error) error {
+	c.observeTerm(term)
 	if !c.Ready() {
 		return ErrNotReady
 	}
@@ -46,7 +50,7 @@ func (c *core) catchUpFrom(ctx context.Context, sources []*link) error {
 			var n int
 			var err error
 			if isSource[l] {
-				n, err = c.copyFrom(ctx, l)
+				n, err = c.copyFrom(ctx, l, 0)
 			} else {
 				err = c.probe(ctx, l)
 			}
@@ -83,8 +87,9 @@ func (c *core) catchUpFrom(ctx context.Context, sources []*link) error {
 // copyTimeout bounds one snapshot transfer.
 const copyTimeout = 2 * time.Minute
 
-// copyFrom applies l's snapshot and returns the number of entries.
-func (c *core) copyFrom(ctx context.Context, l *link) (int, error) {
+// copyFrom applies l's snapshot, taken after fencing l at term (if
+// non-zero), and returns the number of entries.
+func (c *core) copyFrom(ctx context.Context, l *link, term uint64) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, copyTimeout)
 	defer cancel()
 	n := 0
@@ -94,7 +99,7 @@ func (c *core) copyFrom(ctx context.Context, l *link) (int, error) {
 		batch = batch[:0]
 		return err
 	}
-	err := l.Snapshot(ctx, func(u Update) error {
+	err := l.Snapshot(ctx, term, func(u Update) error {
 		if err := c.checkVersion(u.Version); err != nil {
 			c.met.invalid.Inc()
 			c.log.Warn("catch-up skipped an update with an invalid version", "peer", l.ID(), "key", u.Key, "err", err)

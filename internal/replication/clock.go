@@ -45,3 +45,7 @@ func (c *Clock) Observe(v uint64) {
 		}
 	}
 }
+
+// Raise moves the counter up to at least v, so the next version is above
+// it (a new leader starts its term's versions at term<<termShift).
+func (c *Clock) Raise(v uint64) { c.Observe(v << c.shift) }

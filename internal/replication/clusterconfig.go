@@ -22,13 +22,13 @@ const (
 	OutcomeUnknown = "unknown"
 )
 
-// SetClusterQuorum changes W and R here and then on every peer, in
+// setClusterQuorum changes W and R here and then on every peer, in
 // parallel, each call bounded by the peer timeout. The values are checked
 // before anything changes. The result reports every node's outcome
 // truthfully; Complete says whether every node confirmed. ctx bounds the
 // whole change; callers that must not be cut short by a client going away
 // pass a context detached from the client's.
-func (c *core) SetClusterQuorum(ctx context.Context, w, r int) (ClusterQuorum, error) {
+func (c *core) setClusterQuorum(ctx context.Context, w, r int) (ClusterQuorum, error) {
 	if err := checkQuorum(w, r, c.cfg.N()); err != nil {
 		return ClusterQuorum{}, err
 	}

@@ -52,8 +52,21 @@ type Config struct {
 	// member). Ignored in leaderless mode.
 	Leader string
 	// LeaderRedirectURL, if set, is the base URL clients are redirected to for
-	// writes instead of the leader's member URL (for published ports).
+	// writes instead of the static leader's member URL (for published
+	// ports; without an Elector only).
 	LeaderRedirectURL string
+	// RedirectURLs maps member IDs to the base URLs clients are redirected
+	// to when that member leads, where they differ from the member URLs
+	// (published ports, e.g. containers).
+	RedirectURLs map[string]string
+	// Elector, if set (leader-follower only), decides who leads: an
+	// election (package consensus) instead of the fixed Leader, which then
+	// only names the node that founds the cluster. See term.go.
+	Elector Elector
+	// LeaderCatchUpWait bounds how long a newly elected leader tries to
+	// copy the state of N-W+1 nodes before it accepts writes anyway,
+	// reporting possible loss (default 1s).
+	LeaderCatchUpWait time.Duration
 	// W and R are the write and read quorums, 1..N. Zero means the default:
 	// W=N, R=1.
 	W, R int
@@ -118,6 +131,7 @@ func DefaultConfig() Config {
 		RetryFor:           10 * time.Minute,
 		MaxHints:           100_000,
 		MaxInFlightPerPeer: 256,
+		LeaderCatchUpWait:  time.Second,
 	}
 }
 
@@ -156,6 +170,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxInFlightPerPeer == 0 {
 		c.MaxInFlightPerPeer = d.MaxInFlightPerPeer
+	}
+	if c.LeaderCatchUpWait == 0 {
+		c.LeaderCatchUpWait = d.LeaderCatchUpWait
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -196,13 +213,21 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("leader %q is not among the members", c.Leader))
 		}
 	case Leaderless:
+		if c.Elector != nil {
+			errs = append(errs, errors.New("leaderless mode has no election: Elector must be nil"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("mode %q: want leader-follower or leaderless", c.Mode))
 	}
 	if err := checkQuorum(c.W, c.R, n); err != nil {
 		errs = append(errs, err)
 	}
-	if c.PeerTimeout < 0 || c.RetryFor < 0 {
+	for id := range c.RedirectURLs {
+		if !seen[id] {
+			errs = append(errs, fmt.Errorf("redirect URL for %q, which is not a member", id))
+		}
+	}
+	if c.PeerTimeout < 0 || c.RetryFor < 0 || c.LeaderCatchUpWait < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
 	if c.MaxHints < 0 || c.MaxInFlightPerPeer < 0 {

@@ -32,8 +32,14 @@ type core struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	pending  atomic.Int64
-	workers  sync.WaitGroup // hinted-handoff workers, one per link
+	workers  sync.WaitGroup // hinted-handoff workers, one per link, and election jobs
 	ready    atomic.Bool
+
+	// Fencing (see term.go): term is the highest election term seen from
+	// updates and versions; every apply holds fence for reading, and term
+	// only rises under it for writing.
+	term  atomic.Uint64
+	fence sync.RWMutex
 }
 
 func newCore(cfg Config, st *store.Store, peers []Peer) (*core, error) {
@@ -156,18 +162,31 @@ func (c *core) ApplyReplicas(ctx context.Context, us []Update) error {
 	return err
 }
 
-// maxCounter bounds the counter part of a version accepted from a peer:
-// 2^48 writes (nine years at a million writes a second) leaves 2^54-2^48
-// further versions before the leaderless encoding's counter could wrap,
-// so no accepted message can bring the clock near wrapping.
+// maxCounter bounds the counter part of a leaderless version accepted from
+// a peer: 2^48 writes (nine years at a million writes a second) leaves
+// 2^54-2^48 further versions before the leaderless encoding's counter could
+// wrap, so no accepted message can bring the clock near wrapping.
+// Leader-follower versions are term<<termShift | counter, bounded by
+// maxTerm and maxTermCounter (see term.go).
 const maxCounter = 1 << 48
 
 // checkVersion reports whether v could have been issued by a member of this
-// cluster: not zero, its counter within maxCounter and, in leaderless mode,
-// its tie-break a member's index.
+// cluster: not zero; in leaderless mode its counter within maxCounter and
+// its tie-break a member's index; in leader-follower mode its term within
+// maxTerm and its counter within maxTermCounter.
 func (c *core) checkVersion(v uint64) error {
 	if v == 0 {
 		return fmt.Errorf("%w: version 0", ErrInvalid)
+	}
+	if c.cfg.Mode != Leaderless {
+		t, n := v>>termShift, v&(1<<termShift-1)
+		if c.cfg.Elector == nil && t > 0 {
+			return fmt.Errorf("%w: version %d carries election term %d, but this cluster has a fixed leader (no terms)", ErrInvalid, v, t)
+		}
+		if t > maxTerm || n > maxTermCounter {
+			return fmt.Errorf("%w: version %d (term %d, counter %d) is beyond any this cluster issues (limits: term %d, counter %d)", ErrInvalid, v, t, n, uint64(maxTerm), uint64(maxTermCounter))
+		}
+		return nil
 	}
 	if v>>c.clock.shift > maxCounter {
 		return fmt.Errorf("%w: version %d is beyond any this cluster issues (counter limit %d)", ErrInvalid, v, uint64(maxCounter))
@@ -187,7 +206,17 @@ func (c *core) checkVersion(v uint64) error {
 // until restart, and apply refuses every update, so the node acknowledges
 // nothing more (fail-stop, as etcd and PostgreSQL do on fsync failure). It
 // returns how many updates were applied.
+//
+// Fresh writes (Update.Term non-zero) pass the term fence first (see
+// term.go): one from a term older than this node knows is refused with
+// *StaleTermError, and nothing of the batch is applied.
 func (c *core) apply(us ...Update) (int, error) {
+	c.observeUpdateTerms(us)
+	c.fence.RLock()
+	defer c.fence.RUnlock()
+	if err := c.checkFence(us); err != nil {
+		return 0, err
+	}
 	for _, u := range us {
 		c.clock.Observe(u.Version)
 	}

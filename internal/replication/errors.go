@@ -20,6 +20,12 @@ var (
 	ErrLeaderUnavailable = errors.New("leader unavailable")
 	// ErrNotReady: the node is still catching up after a start.
 	ErrNotReady = errors.New("node is catching up")
+	// ErrLeaderCatchingUp: this node was just elected leader and copies the
+	// state it needs before it accepts writes (nothing was applied; retry).
+	ErrLeaderCatchingUp = errors.New("leader catching up")
+	// ErrStaleTerm: a fresh write from a leader of an older term, refused
+	// (the leader was deposed). It is permanent: it matches ErrRefused.
+	ErrStaleTerm = errors.New("update from a stale term")
 	// ErrStorage: the write-ahead log could not persist an update.
 	ErrStorage = errors.New("storage failure")
 	// ErrClosed: the node is shutting down.
@@ -70,3 +76,18 @@ func (e *NotLeaderError) Error() string {
 
 // Is makes errors.Is(err, ErrNotLeader) true.
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// StaleTermError is a fresh write refused because its leader's term is
+// older than the replica's: the sender has been deposed.
+type StaleTermError struct {
+	Term    uint64 // the update's term
+	Current uint64 // the highest term the replica knows
+}
+
+func (e *StaleTermError) Error() string {
+	return fmt.Sprintf("update from term %d refused: term %d has begun (the sender is no longer the leader)", e.Term, e.Current)
+}
+
+// Is makes errors.Is(err, ErrStaleTerm) and errors.Is(err, ErrRefused)
+// true: sending it again cannot help.
+func (e *StaleTermError) Is(target error) bool { return target == ErrStaleTerm || target == ErrRefused }

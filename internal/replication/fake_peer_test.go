@@ -247,13 +247,13 @@ func (p *fakePeer) Read(ctx context.Context, key string) (store.Entry, bool, err
 	return e, ok, nil
 }
 
-func (p *fakePeer) Snapshot(ctx context.Context, fn func(Update) error) error {
+func (p *fakePeer) Snapshot(ctx context.Context, term uint64, fn func(Update) error) error {
 	mode, _, _, gate := p.state()
 	if err := p.wait(ctx, mode, gate, 0); err != nil {
 		return err
 	}
 	if p.target != nil {
-		return p.target.Snapshot(fn)
+		return p.target.Snapshot(term, fn)
 	}
 	return p.st.Snapshot(func(k, v string, version uint64) error { return fn(Update{Key: k, Value: v, Version: version}) })
 }

@@ -3,20 +3,22 @@ package replication
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	messages       *prometheus.CounterVec
-	replicaUpdates *prometheus.CounterVec
-	quorumFailures *prometheus.CounterVec
-	retries        prometheus.Counter
-	dropped        prometheus.Counter
-	refused        prometheus.Counter
-	pending        prometheus.Gauge
-	hints          prometheus.Gauge
-	hintsDelivered prometheus.Counter
-	readRepairs    prometheus.Counter
-	versionQueries prometheus.Counter
-	writeBacks     *prometheus.CounterVec
-	invalid        prometheus.Counter
-	batches        prometheus.Histogram
+	messages          *prometheus.CounterVec
+	replicaUpdates    *prometheus.CounterVec
+	quorumFailures    *prometheus.CounterVec
+	retries           prometheus.Counter
+	dropped           prometheus.Counter
+	refused           prometheus.Counter
+	pending           prometheus.Gauge
+	hints             prometheus.Gauge
+	hintsDelivered    prometheus.Counter
+	readRepairs       prometheus.Counter
+	versionQueries    prometheus.Counter
+	writeBacks        *prometheus.CounterVec
+	invalid           prometheus.Counter
+	batches           prometheus.Histogram
+	staleTerm         prometheus.Counter
+	catchUpIncomplete prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -78,10 +80,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Updates per replication message to a peer.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 		}),
+		staleTerm: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvdb_replica_stale_term_total",
+			Help: "Fresh writes refused because they came from a leader of an older term (a deposed leader).",
+		}),
+		catchUpIncomplete: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvdb_leader_catchup_incomplete_total",
+			Help: "Elections after which this node led without copying N-W+1 nodes in time: writes acknowledged before them may have been lost.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.messages, m.replicaUpdates, m.quorumFailures, m.retries, m.dropped, m.refused, m.pending,
-			m.hints, m.hintsDelivered, m.readRepairs, m.versionQueries, m.writeBacks, m.invalid, m.batches)
+			m.hints, m.hintsDelivered, m.readRepairs, m.versionQueries, m.writeBacks, m.invalid, m.batches,
+			m.staleTerm, m.catchUpIncomplete)
 	}
 	return m
 }

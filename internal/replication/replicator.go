@@ -15,6 +15,12 @@ type Update struct {
 	Key     string `json:"key"`
 	Value   string `json:"value"`
 	Version uint64 `json:"version"`
+	// Term is the election term of the leader that issued this write, on
+	// a fresh write it sends; a replica that knows a newer term refuses it
+	// (ErrStaleTerm). Zero on everything else — leaderless writes, a static
+	// leader's, and repairs (read repair, write-back, catch-up), which move
+	// versions that already exist and are never fenced.
+	Term uint64 `json:"term,omitempty"`
 }
 
 // Peer is another node as the coordinator sees it. The HTTP transport
@@ -31,8 +37,10 @@ type Peer interface {
 	// SetQuorum changes the peer's W and R.
 	SetQuorum(ctx context.Context, w, r int) error
 	// Snapshot streams every entry the peer holds to fn; it fails with
-	// ErrNotReady while the peer is catching up itself.
-	Snapshot(ctx context.Context, fn func(Update) error) error
+	// ErrNotReady while the peer is catching up itself. A non-zero term
+	// fences the peer first: it refuses fresh writes of older terms from
+	// then on (see Engine.Snapshot).
+	Snapshot(ctx context.Context, term uint64, fn func(Update) error) error
 	// Probe returns nil if the peer serves, ErrNotReady if it is catching
 	// up, another error if it cannot be reached.
 	Probe(ctx context.Context) error
@@ -76,15 +84,28 @@ type Info struct {
 	Mode   Mode   `json:"mode"`
 	Role   string `json:"role"`
 	Leader string `json:"leader,omitempty"`
-	W      int    `json:"w"`
-	R      int    `json:"r"`
-	N      int    `json:"n"`
-	Delays Delays `json:"delays"`
+	// Term is the election term (leader-follower with an election).
+	Term uint64 `json:"term,omitempty"`
+	// CatchingUp: this node was elected and copies state before it
+	// accepts writes.
+	CatchingUp bool `json:"catching_up,omitempty"`
+	// PossibleLoss, if set, says the last leader catch-up could not reach
+	// enough nodes, so writes acknowledged before it may have been lost.
+	PossibleLoss string `json:"possible_loss,omitempty"`
+	W            int    `json:"w"`
+	R            int    `json:"r"`
+	N            int    `json:"n"`
+	Delays       Delays `json:"delays"`
 }
 
 // ClusterQuorum reports a cluster-wide change of W and R, node by node.
 type ClusterQuorum struct {
 	W, R, N int
+	// Index, if non-zero, is the election log index that carries the
+	// change (leader-follower with an election): committed there, it
+	// reaches every node and survives failover, so Updated, Failed and
+	// Unknown stay empty.
+	Index   uint64
 	Updated []string          // nodes that confirmed the change, this one first
 	Failed  map[string]string // nodes that certainly did not take it, with the error
 	Unknown map[string]string // nodes whose call was sent but not answered in time
@@ -113,10 +134,10 @@ type Engine struct {
 // copies from when it catches up. Everything else is shared; add behaviour
 // to core, not here.
 type architecture interface {
-	// coordinates returns nil if this node may coordinate a write now, or
-	// the error the client gets instead (a redirect, or the leader being
-	// unreachable).
-	coordinates(ctx context.Context) error
+	// coordinates returns the term a write this node coordinates now is
+	// issued in (zero without an election), or the error the client gets
+	// instead (a redirect, or the leader being unreachable).
+	coordinates(ctx context.Context) (uint64, error)
 	// describe fills the role fields of inf.
 	describe(inf *Info)
 	// catchUpSources picks the links a starting node copies state from.
@@ -145,10 +166,11 @@ func New(cfg Config, st *store.Store, peers []Peer) (*Engine, error) {
 // writes locally, replicates, and answers once W copies are acknowledged; a
 // follower answers *NotLeaderError, or ErrLeaderUnavailable.
 func (e *Engine) Write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
-	if err := e.arch.coordinates(ctx); err != nil {
+	term, err := e.arch.coordinates(ctx)
+	if err != nil {
 		return WriteResult{}, err
 	}
-	return e.write(ctx, key, value, o)
+	return e.write(ctx, key, value, o, term)
 }
 
 // Info describes the node's replication settings and role.
@@ -165,10 +187,36 @@ func (e *Engine) CatchUp(ctx context.Context) error {
 	return e.catchUpFrom(ctx, e.arch.catchUpSources())
 }
 
-// leaderFollower lets only the leader coordinate writes; the leader's clock
-// is a plain counter.
+// SetClusterQuorum changes W and R cluster-wide: through the election's
+// log when there is one (atomic, kept across failover; a follower answers
+// *NotLeaderError so the client goes to the leader), else node by node.
+func (e *Engine) SetClusterQuorum(ctx context.Context, w, r int) (ClusterQuorum, error) {
+	l, ok := e.arch.(*leaderFollower)
+	if !ok || l.cfg.Elector == nil {
+		return e.setClusterQuorum(ctx, w, r)
+	}
+	if err := checkQuorum(w, r, l.cfg.N()); err != nil {
+		return ClusterQuorum{}, err
+	}
+	idx, err := l.cfg.Elector.ProposeQuorum(ctx, w, r)
+	if err != nil {
+		if errors.Is(err, ErrNotLeader) {
+			if s := l.cfg.Elector.Leadership(); s.Leader != "" && s.Leader != l.cfg.Self {
+				return ClusterQuorum{}, l.notLeader(s.Leader)
+			}
+			return ClusterQuorum{}, fmt.Errorf("%w: no leader to commit the change; retry shortly: %v", ErrLeaderUnavailable, err)
+		}
+		return ClusterQuorum{}, err
+	}
+	return ClusterQuorum{W: w, R: r, N: l.cfg.N(), Index: idx}, nil
+}
+
+// leaderFollower lets only the leader coordinate writes. With an Elector
+// the election decides who leads (see term.go); without one the leader is
+// fixed (Config.Leader) and its clock is a plain counter.
 type leaderFollower struct {
 	*core
+	lead     leaderState
 	probeMu  sync.Mutex
 	probedAt time.Time
 	probeErr error
@@ -176,19 +224,30 @@ type leaderFollower struct {
 
 func (l *leaderFollower) isLeader() bool { return l.cfg.Self == l.cfg.Leader }
 
-func (l *leaderFollower) coordinates(ctx context.Context) error {
+func (l *leaderFollower) coordinates(ctx context.Context) (uint64, error) {
+	if l.cfg.Elector != nil {
+		return l.electedTerm()
+	}
 	if l.isLeader() {
-		return nil
+		return 0, nil
 	}
 	if err := l.leaderAlive(ctx); err != nil {
-		return fmt.Errorf("%w: leader %s does not answer, so no write can be accepted: %v", ErrLeaderUnavailable, l.cfg.Leader, err)
+		return 0, fmt.Errorf("%w: leader %s does not answer, so no write can be accepted: %v", ErrLeaderUnavailable, l.cfg.Leader, err)
 	}
-	leader := l.cfg.Members[l.cfg.Index(l.cfg.Leader)]
-	u := leader.URL
-	if l.cfg.LeaderRedirectURL != "" {
+	return 0, l.notLeader(l.cfg.Leader)
+}
+
+// notLeader is the redirect to leader id: its member URL, or, for the
+// static leader, LeaderRedirectURL when set (published ports).
+func (l *leaderFollower) notLeader(id string) error {
+	u := l.cfg.Members[l.cfg.Index(id)].URL
+	if l.cfg.LeaderRedirectURL != "" && id == l.cfg.Leader && l.cfg.Elector == nil {
 		u = l.cfg.LeaderRedirectURL
 	}
-	return &NotLeaderError{LeaderID: leader.ID, LeaderURL: u}
+	if r := l.cfg.RedirectURLs[id]; r != "" {
+		u = r
+	}
+	return &NotLeaderError{LeaderID: id, LeaderURL: u}
 }
 
 // leaderCheckTTL is how long a follower trusts its last probe of the
@@ -203,7 +262,7 @@ func (l *leaderFollower) leaderAlive(ctx context.Context) error {
 	if time.Since(l.probedAt) < leaderCheckTTL {
 		return l.probeErr
 	}
-	leader := l.leaderLink()
+	leader := l.linkTo(l.cfg.Leader)
 	if leader == nil {
 		return nil
 	}
@@ -217,29 +276,25 @@ func (l *leaderFollower) leaderAlive(ctx context.Context) error {
 	return err
 }
 
-// leaderLink is the link to the leader (nil on the leader itself).
-func (l *leaderFollower) leaderLink() *link {
-	for _, k := range l.links {
-		if k.ID() == l.cfg.Leader {
-			return k
-		}
-	}
-	return nil
-}
-
 // catchUpSources: a follower copies from the leader; a leader that
-// restarted copies from every follower.
+// restarted copies from every follower. With an election the leader is not
+// known at start, so a starting node copies from every peer that is ready
+// (replicas keep the newest version, so the merge is the state).
 func (l *leaderFollower) catchUpSources() []*link {
-	if l.isLeader() {
+	if l.isLeader() || l.cfg.Elector != nil {
 		return l.links
 	}
-	if k := l.leaderLink(); k != nil {
+	if k := l.linkTo(l.cfg.Leader); k != nil {
 		return []*link{k}
 	}
 	return nil
 }
 
 func (l *leaderFollower) describe(inf *Info) {
+	if l.cfg.Elector != nil {
+		l.leaderInfo(inf)
+		return
+	}
 	inf.Leader = l.cfg.Leader
 	inf.Role = "follower"
 	if l.isLeader() {
@@ -250,7 +305,7 @@ func (l *leaderFollower) describe(inf *Info) {
 // leaderless lets every node coordinate; its clock is a Lamport clock.
 type leaderless struct{ *core }
 
-func (leaderless) coordinates(context.Context) error { return nil }
+func (leaderless) coordinates(context.Context) (uint64, error) { return 0, nil }
 
 // catchUpSources: every peer that is ready.
 func (l leaderless) catchUpSources() []*link { return l.links }

@@ -11,7 +11,11 @@ import (
 // replicate to the peers, and answer once W copies are acknowledged. The
 // replication to the remaining peers continues in the background; a peer
 // that misses the update gets it later through its hint outbox.
-func (c *core) write(ctx context.Context, key, value string, o Options) (WriteResult, error) {
+//
+// term is the election term the write is issued in (zero without an
+// election): the version carries it, and so does every copy sent, so
+// replicas that know a newer term refuse it.
+func (c *core) write(ctx context.Context, key, value string, o Options, term uint64) (WriteResult, error) {
 	if !c.admit() {
 		return WriteResult{}, ErrClosed
 	}
@@ -27,14 +31,21 @@ func (c *core) write(ctx context.Context, key, value string, o Options) (WriteRe
 		return WriteResult{}, err
 	}
 	v := c.clock.Next()
-	if _, err := c.apply(Update{Key: key, Value: value, Version: v}); err != nil {
+	u := Update{Key: key, Value: value, Version: v, Term: term}
+	if term != 0 && v>>termShift != term {
+		return WriteResult{}, fmt.Errorf("%w: version %d is not of this node's term %d (a newer term has begun)", ErrLeaderUnavailable, v, term)
+	}
+	if _, err := c.apply(u); err != nil {
+		if errors.Is(err, ErrStaleTerm) {
+			return WriteResult{}, fmt.Errorf("%w: this node is no longer the leader: %v", ErrLeaderUnavailable, err)
+		}
 		return WriteResult{}, err
 	}
 	res := WriteResult{Key: key, Version: v, Coordinator: c.cfg.Self, Acks: 1, W: w}
 	if len(c.links) == 0 {
 		return res, nil
 	}
-	results := c.replicate(Update{Key: key, Value: value, Version: v})
+	results := c.replicate(u)
 	failed := 0
 	var lastErr error
 	for res.Acks < w {

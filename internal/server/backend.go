@@ -43,8 +43,8 @@ type Replica interface {
 	// SetQuorum changes W and R on this node only.
 	SetQuorum(w, r int) error
 	// Snapshot calls fn for every entry held (ErrNotReady while catching
-	// up).
-	Snapshot(fn func(replication.Update) error) error
+	// up), after fencing this node at term if it is non-zero.
+	Snapshot(term uint64, fn func(replication.Update) error) error
 	// Info describes the node's replication settings and role.
 	Info() replication.Info
 	// Ready reports whether the node has caught up.

@@ -33,7 +33,7 @@ func TestCatchingUpCodeReachesPeer(t *testing.T) {
 	defer ts.Close()
 	p := transport.NewHTTPPeer("n1", ts.URL, "", ts.Client(), transport.Limits{MaxKeyBytes: testMaxKey, MaxValueBytes: testMaxValue})
 	ctx := context.Background()
-	snapErr := p.Snapshot(ctx, func(replication.Update) error { return nil })
+	snapErr := p.Snapshot(ctx, 0, func(replication.Update) error { return nil })
 	for op, err := range map[string]error{"probe": p.Probe(ctx), "snapshot": snapErr} {
 		var se *transport.StatusError
 		if !errors.As(err, &se) || se.ErrCode != errcode.CatchingUp || !errors.Is(err, replication.ErrNotReady) {

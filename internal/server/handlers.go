@@ -53,6 +53,10 @@ type ConfigResponse struct {
 	N       int      `json:"n"`
 	Mode    string   `json:"mode"`
 	Updated []string `json:"updated,omitempty"`
+	// LogIndex is the election log index that carries a change
+	// (leader-follower): committed, it reaches every node and survives
+	// failover.
+	LogIndex uint64 `json:"log_index,omitempty"`
 }
 
 // HealthResponse is the body of GET /health.
@@ -60,11 +64,20 @@ type HealthResponse struct {
 	Status string `json:"status"`
 	// Code is errcode.CatchingUp while the node catches up (503), so
 	// peers and clients decide by it rather than by Status's text.
-	Code         string             `json:"code,omitempty"`
-	Node         string             `json:"node"`
-	Mode         string             `json:"mode"`
-	Role         string             `json:"role"`
-	Leader       string             `json:"leader,omitempty"`
+	Code   string `json:"code,omitempty"`
+	Node   string `json:"node"`
+	Mode   string `json:"mode"`
+	Role   string `json:"role"`
+	Leader string `json:"leader,omitempty"`
+	// Term is the election term (leader-follower).
+	Term uint64 `json:"term,omitempty"`
+	// LeaderCatchingUp: this node was just elected and copies state
+	// before it accepts writes.
+	LeaderCatchingUp bool `json:"leader_catching_up,omitempty"`
+	// PossibleLoss, if set, says this node's last catch-up as a new leader
+	// could not reach enough nodes: writes acknowledged before that
+	// election may have been lost.
+	PossibleLoss string             `json:"possible_loss,omitempty"`
 	W            int                `json:"w"`
 	R            int                `json:"r"`
 	N            int                `json:"n"`
@@ -330,6 +343,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, code, HealthResponse{
 		Status: status, Code: mcode, Node: inf.Node, Mode: string(inf.Mode), Role: inf.Role, Leader: inf.Leader,
+		Term: inf.Term, LeaderCatchingUp: inf.CatchingUp, PossibleLoss: inf.PossibleLoss,
 		W: inf.W, R: inf.R, N: inf.N, Delays: inf.Delays.String(), DelayProfile: inf.Delays,
 		Keys: s.stats.Keys(), Pending: s.stats.Pending(), Hints: s.stats.Hints(),
 	})
@@ -358,11 +372,16 @@ func (s *Server) decodeQuorum(w http.ResponseWriter, r *http.Request) (transport
 	return q, nil
 }
 
-// handlePutConfig changes W and R on every node. Changes this node
-// coordinates run one at a time, and each runs to its end under its own
-// timeout whatever the client does. The answer is 200 only if every node
-// confirmed; otherwise 503 with each node's outcome (updated, failed:
-// reason, or unknown: reason when a call was sent but not answered).
+// handlePutConfig changes W and R on every node. In leader-follower mode
+// the change is an entry of the election's log: the leader commits it
+// (a follower redirects the PUT there with 307), and once committed it
+// reaches every node and survives failover — atomic, never half-applied;
+// the answer carries its log_index. In leaderless mode this node sets it
+// on each node: changes it coordinates run one at a time, and each runs to
+// its end under its own timeout whatever the client does; the answer is
+// 200 only if every node confirmed, otherwise 503 with each node's outcome
+// (updated, failed: reason, or unknown: reason when a call was sent but
+// not answered).
 func (s *Server) handlePutConfig(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.decodeQuorum(w, r)
 	if err != nil {
@@ -379,7 +398,7 @@ func (s *Server) handlePutConfig(w http.ResponseWriter, r *http.Request) error {
 	if !res.Complete() {
 		return &configError{res: res}
 	}
-	return writeJSON(w, http.StatusOK, ConfigResponse{W: res.W, R: res.R, N: res.N, Mode: string(s.coord.Info().Mode), Updated: res.Updated})
+	return writeJSON(w, http.StatusOK, ConfigResponse{W: res.W, R: res.R, N: res.N, Mode: string(s.coord.Info().Mode), Updated: res.Updated, LogIndex: res.Index})
 }
 
 // configError is a W/R change that not every node confirmed.

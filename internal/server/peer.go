@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/kvdb/kvdb/internal/replication"
@@ -104,19 +105,39 @@ func (s *Server) handleReplicateBatch(w http.ResponseWriter, r *http.Request) er
 
 // handleSnapshot streams every entry, for a peer catching up, as a
 // snapshot stream (transport.ReadStream reads it).
+//
+// ?term= fences this node at the caller's election term first (a new
+// leader catching up, or a follower syncing from one).
 func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) error {
+	var term uint64
+	if t := r.URL.Query().Get("term"); t != "" {
+		var err error
+		if term, err = strconv.ParseUint(t, 10, 64); err != nil {
+			return fmt.Errorf("%w: term %q is not an unsigned integer", errBadRequest, t)
+		}
+	}
 	if !s.replica.Ready() {
 		return replication.ErrNotReady
 	}
-	w.Header().Set("Content-Type", transport.ContentTypeUpdates)
-	sw := transport.NewStreamWriter(w)
-	err := s.replica.Snapshot(func(u replication.Update) error {
+	var sw *transport.StreamWriter
+	err := s.replica.Snapshot(term, func(u replication.Update) error {
 		if err := r.Context().Err(); err != nil {
 			return err
 		}
+		if sw == nil {
+			w.Header().Set("Content-Type", transport.ContentTypeUpdates)
+			sw = transport.NewStreamWriter(w)
+		}
 		return sw.Write(u)
 	})
+	if err != nil && sw == nil {
+		return err // refused before anything was sent: an error answer
+	}
 	if err == nil {
+		if sw == nil {
+			w.Header().Set("Content-Type", transport.ContentTypeUpdates)
+			sw = transport.NewStreamWriter(w)
+		}
 		err = sw.Close()
 	}
 	if err != nil {

@@ -116,7 +116,7 @@ func TestHTTPPeerRoundTrip(t *testing.T) {
 		sent[u.Key] = u
 	}
 	got := map[string]replication.Update{}
-	if err := p.Snapshot(ctx, func(u replication.Update) error { got[u.Key] = u; return nil }); err != nil {
+	if err := p.Snapshot(ctx, 0, func(u replication.Update) error { got[u.Key] = u; return nil }); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
 	if len(got) != len(sent) {
@@ -143,7 +143,7 @@ func TestHTTPPeerRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	tiny := transport.NewHTTPPeer("n3", ts2.URL, "", ts2.Client(), transport.Limits{MaxKeyBytes: 16, MaxValueBytes: 4})
-	if err := tiny.Snapshot(ctx, func(replication.Update) error { return nil }); !errors.Is(err, transport.ErrTooLarge) {
+	if err := tiny.Snapshot(ctx, 0, func(replication.Update) error { return nil }); !errors.Is(err, transport.ErrTooLarge) {
 		t.Fatalf("snapshot over the limits: %v, want ErrTooLarge", err)
 	}
 }
@@ -161,7 +161,7 @@ func TestSnapshotStream(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := transport.NewHTTPPeer("n2", ts.URL, "", ts.Client(), s.cfg.PeerLimits())
 	n := 0
-	err := p.Snapshot(ctx, func(replication.Update) error { n++; return nil })
+	err := p.Snapshot(ctx, 0, func(replication.Update) error { n++; return nil })
 	cancel()
 	if err != nil || n != 3 {
 		t.Fatalf("snapshot: %d entries, %v", n, err)

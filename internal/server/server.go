@@ -51,6 +51,11 @@ type Config struct {
 	// protected mode: those endpoints answer only loopback callers
 	// (127.0.0.0/8, ::1) and refuse others with 403.
 	ClusterToken string
+	// Raft, if set, serves GET /internal/raft: the election's connections
+	// (an HTTP upgrade to raft's stream, transport.RaftStreams), behind
+	// the same token check as every /internal/ endpoint, so the election
+	// needs no port of its own.
+	Raft http.Handler
 	// Registry receives the metrics served at /metrics (default: a new one).
 	Registry *prometheus.Registry
 	// Logger receives request errors (default: discard).
@@ -139,6 +144,9 @@ type Server struct {
 	configMu sync.Mutex
 }
 
+// PathRaft is where Config.Raft is mounted.
+const PathRaft = "/internal/raft"
+
 // New builds the HTTP layer over b.
 func New(cfg Config, b Backend) (*Server, error) {
 	cfg.SetDefaults()
@@ -174,6 +182,12 @@ func (s *Server) routes() {
 	handle("GET", transport.PathRead, "internal_read", s.authorized(s.handleInternalRead))
 	handle("PUT", transport.PathConfig, "internal_config", s.authorized(s.handleInternalConfig))
 	handle("GET", transport.PathSnapshot, "internal_snapshot", s.authorized(s.handleSnapshot))
+	if s.cfg.Raft != nil {
+		handle("GET", PathRaft, "internal_raft", s.authorized(func(w http.ResponseWriter, r *http.Request) error {
+			s.cfg.Raft.ServeHTTP(w, r)
+			return nil
+		}))
+	}
 	// Known paths with another method get a JSON 405 with Allow; anything
 	// else a JSON 404. Method-specific patterns take precedence over these,
 	// so a request is routed once.
@@ -402,6 +416,8 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, errcode.NotFound
 	case errors.Is(err, replication.ErrNotLeader):
 		return http.StatusTemporaryRedirect, errcode.NotLeader
+	case errors.Is(err, replication.ErrStaleTerm):
+		return http.StatusConflict, errcode.StaleTerm
 	case errors.Is(err, replication.ErrQuorum):
 		return http.StatusServiceUnavailable, errcode.QuorumNotReached
 	case errors.Is(err, errConfigIncomplete):
@@ -414,6 +430,8 @@ func classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, errcode.StorageFailure
 	case errors.Is(err, replication.ErrLeaderUnavailable):
 		return http.StatusServiceUnavailable, errcode.LeaderUnavailable
+	case errors.Is(err, replication.ErrLeaderCatchingUp):
+		return http.StatusServiceUnavailable, errcode.LeaderCatchingUp
 	case errors.Is(err, context.Canceled):
 		return StatusClientClosedRequest, errcode.ClientClosedRequest
 	case errors.Is(err, context.DeadlineExceeded):

@@ -186,7 +186,7 @@ func (f *fakeRep) Ready() bool { return !f.catchingUp }
 
 func (f *fakeRep) CatchUp(context.Context) error { f.catchingUp = false; return nil }
 
-func (f *fakeRep) Snapshot(fn func(replication.Update) error) error {
+func (f *fakeRep) Snapshot(_ uint64, fn func(replication.Update) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for k, e := range f.data {

@@ -19,17 +19,14 @@ import (
 //
 // A message (a batch) is
 //
-//	magic formatVersion count update*count
+//	magic formatVersion count (version term keyLength key valueLength value)*count
 //
 // and a snapshot stream is
 //
-//	magic formatVersion update* 0x00 count
+//	magic formatVersion (version keyLength key valueLength value)* 0x00 count
 //
-// where every update is
-//
-//	version keyLength key valueLength value
-//
-// count, version and the lengths are unsigned varints (encoding/binary's
+// (a snapshot carries no term: it is a repair, never fenced; see
+// replication.Update.Term). count, version, term and the lengths are unsigned varints (encoding/binary's
 // uvarint, in their shortest form), key and value raw bytes. An update's
 // version is never zero, so a zero where a version would start ends a
 // snapshot stream; the count after it lets the reader tell a complete
@@ -40,11 +37,11 @@ const ContentTypeUpdates = "application/x-kvdb-updates"
 
 const (
 	frameMagic   byte = 0xCB // first byte of every message and stream
-	frameVersion byte = 1    // bumped if the framing changes
+	frameVersion byte = 2    // bumped if the framing changes (2: updates carry their term)
 	headerLen         = 2
-	// minUpdateLen is the smallest encoding of one update: a one-byte
-	// version and two one-byte lengths.
-	minUpdateLen = 3
+	// minUpdateLen is the smallest encoding of one update in a message: a
+	// one-byte version, a one-byte term and two one-byte lengths.
+	minUpdateLen = 4
 	// maxUvarintLen64 is the longest uvarint.
 	maxUvarintLen64 = binary.MaxVarintLen64
 )
@@ -87,14 +84,14 @@ func (l Limits) MaxUpdates() int { return replication.MaxBatchUpdates }
 // exceeds MaxValueBytes). So a message is at most
 //
 //	header + count varint                        2 + 10
-//	+ MaxUpdates × (version varint + key length varint + value length varint + MaxKeyBytes)
+//	+ MaxUpdates × (version varint + term varint + key length varint + value length varint + MaxKeyBytes)
 //	+ max(MaxBatchBytes, MaxValueBytes)          all values together
 //
 // With the defaults (1 KiB keys, 1 MiB values, 256 updates, 1 MiB of
-// values per batch): 12 + 256 × (10 + 2 + 3 + 1024) + 1 MiB
-// = 12 + 265,984 + 1,048,576 = 1,314,572 bytes, about 1.25 MiB.
+// values per batch): 12 + 256 × (10 + 10 + 2 + 3 + 1024) + 1 MiB
+// = 12 + 268,544 + 1,048,576 = 1,317,132 bytes, about 1.26 MiB.
 func (l Limits) MaxBodyBytes() int64 {
-	perUpdate := int64(maxUvarintLen64 + uvarintLen(uint64(l.MaxKeyBytes)) + uvarintLen(uint64(l.MaxValueBytes)) + l.MaxKeyBytes)
+	perUpdate := int64(2*maxUvarintLen64 + uvarintLen(uint64(l.MaxKeyBytes)) + uvarintLen(uint64(l.MaxValueBytes)) + l.MaxKeyBytes)
 	values := int64(max(replication.MaxBatchBytes, l.MaxValueBytes))
 	return headerLen + maxUvarintLen64 + int64(l.MaxUpdates())*perUpdate + values
 }
@@ -119,7 +116,7 @@ func EncodedLen(us []replication.Update) int {
 }
 
 func updateLen(u replication.Update) int {
-	return uvarintLen(u.Version) + uvarintLen(uint64(len(u.Key))) + len(u.Key) + uvarintLen(uint64(len(u.Value))) + len(u.Value)
+	return uvarintLen(u.Version) + uvarintLen(u.Term) + uvarintLen(uint64(len(u.Key))) + len(u.Key) + uvarintLen(uint64(len(u.Value))) + len(u.Value)
 }
 
 // AppendUpdates appends the message carrying us to dst.
@@ -140,6 +137,7 @@ func EncodeUpdates(us []replication.Update) []byte {
 
 func appendUpdate(dst []byte, u replication.Update) []byte {
 	dst = binary.AppendUvarint(dst, u.Version)
+	dst = binary.AppendUvarint(dst, u.Term)
 	dst = binary.AppendUvarint(dst, uint64(len(u.Key)))
 	dst = append(dst, u.Key...)
 	dst = binary.AppendUvarint(dst, uint64(len(u.Value)))
@@ -227,6 +225,9 @@ func sliceUpdate(b []byte, off int, lim Limits) (replication.Update, int, error)
 	var u replication.Update
 	var err error
 	if u.Version, off, err = sliceUvarint(b, off, "version"); err != nil {
+		return u, off, err
+	}
+	if u.Term, off, err = sliceUvarint(b, off, "term"); err != nil {
 		return u, off, err
 	}
 	klen, off, err := sliceLen(b, off, lim.MaxKeyBytes, "key", "key length")

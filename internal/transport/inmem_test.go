@@ -69,7 +69,7 @@ func (f *fakeReplica) SetQuorum(w, r int) error {
 	return nil
 }
 
-func (f *fakeReplica) Snapshot(fn func(replication.Update) error) error {
+func (f *fakeReplica) Snapshot(_ uint64, fn func(replication.Update) error) error {
 	f.mu.Lock()
 	var us []replication.Update
 	for k, e := range f.m {
@@ -152,7 +152,7 @@ func TestInmemCalls(t *testing.T) {
 		t.Fatalf("set quorum: %v (w=%d)", err, reps["b"].w)
 	}
 	got := map[string]string{}
-	if err := p.Snapshot(ctx, func(u replication.Update) error { got[u.Key] = u.Value; return nil }); err != nil {
+	if err := p.Snapshot(ctx, 0, func(u replication.Update) error { got[u.Key] = u.Value; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got["k"] != "v2" || got["j"] != "" {
@@ -177,7 +177,7 @@ func TestInmemRemoteErrors(t *testing.T) {
 	reps["b"].setReady(false)
 	for what, err := range map[string]error{
 		"probe":    p.Probe(ctx),
-		"snapshot": p.Snapshot(ctx, func(replication.Update) error { return nil }),
+		"snapshot": p.Snapshot(ctx, 0, func(replication.Update) error { return nil }),
 		"read":     func() error { _, _, err := p.Read(ctx, "k"); return err }(),
 	} {
 		if !errors.Is(err, replication.ErrNotReady) {
@@ -214,11 +214,11 @@ func TestInmemRemoteErrors(t *testing.T) {
 	reps["b"].onApply = nil
 	// An error the snapshot's consumer returns comes back as it is.
 	mine := errors.New("consumer stops")
-	if err := p.Snapshot(ctx, func(replication.Update) error { return mine }); err != nil {
+	if err := p.Snapshot(ctx, 0, func(replication.Update) error { return mine }); err != nil {
 		t.Fatalf("snapshot of an empty node: %v", err)
 	}
 	_ = p.Replicate(ctx, replication.Update{Key: "k", Version: 1})
-	if err := p.Snapshot(ctx, func(replication.Update) error { return mine }); err != mine {
+	if err := p.Snapshot(ctx, 0, func(replication.Update) error { return mine }); err != mine {
 		t.Fatalf("snapshot whose consumer fails: %v, want the consumer's error itself", err)
 	}
 }

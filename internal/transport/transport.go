@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,9 +127,14 @@ func (p *HTTPPeer) SetQuorum(ctx context.Context, w, r int) error {
 }
 
 // Snapshot streams the peer's entries (a snapshot stream in the binary
-// framing, read and applied as it arrives) to fn.
-func (p *HTTPPeer) Snapshot(ctx context.Context, fn func(replication.Update) error) error {
-	resp, err := p.request(ctx, http.MethodGet, PathSnapshot, "", nil)
+// framing, read and applied as it arrives) to fn. A non-zero term fences
+// the peer at it first (?term=).
+func (p *HTTPPeer) Snapshot(ctx context.Context, term uint64, fn func(replication.Update) error) error {
+	path := PathSnapshot
+	if term != 0 {
+		path += "?term=" + strconv.FormatUint(term, 10)
+	}
+	resp, err := p.request(ctx, http.MethodGet, path, "", nil)
 	if err != nil {
 		return err
 	}
@@ -180,7 +186,9 @@ func (e *StatusError) Is(target error) bool {
 // coordinator may act on. Codes about a request (invalid_argument,
 // not_found, ...) are not matched: a peer's answer carried as the cause of
 // a quorum error must not turn the client's 503 into that request's 400.
-var PeerStates = []error{replication.ErrNotReady, replication.ErrClosed, replication.ErrStorage}
+// A stale_term answer (the peer knows a newer election term than the
+// update's) is one too, and a permanent refusal as well (409).
+var PeerStates = []error{replication.ErrNotReady, replication.ErrClosed, replication.ErrStorage, replication.ErrStaleTerm}
 
 // Refused reports whether status is a permanent refusal of the message
 // itself: a 4xx that sending the same message again cannot change (400 an
