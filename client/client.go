@@ -9,8 +9,8 @@
 //
 // A call goes to the node named with At, else to the endpoint in use (see
 // Config.Endpoints). A follower answers a write with 307 to the leader; Set
-// sends the write there (Config.MaxRedirects). No other call follows a
-// redirect. Failed attempts are retried as RetryPolicy documents.
+// and SetConfig send it there (Config.MaxRedirects). No other call follows
+// a redirect. Failed attempts are retried as RetryPolicy documents.
 //
 // Every answer other than the call's success is an *Error carrying the
 // HTTP status, the server's stable machine code and, where the server sends
@@ -173,8 +173,12 @@ type ConfigResult struct {
 	R    int    `json:"r"`
 	N    int    `json:"n"`
 	Mode string `json:"mode"`
-	// Updated lists the nodes that confirmed a SetConfig.
+	// Updated lists the nodes that confirmed a SetConfig (leaderless).
 	Updated []string `json:"updated,omitempty"`
+	// LogIndex is the election log index that carries a SetConfig
+	// (leader-follower): committed, so every node applies it (followers
+	// within a heartbeat) and it survives failover.
+	LogIndex uint64 `json:"log_index,omitempty"`
 	// Endpoint is the base URL that answered.
 	Endpoint string `json:"-"`
 }
@@ -269,7 +273,9 @@ func (c *Client) SetConfig(ctx context.Context, w, r int, opts ...Option) (Confi
 	body = append(body, `,"r":`...)
 	body = strconv.AppendInt(body, int64(r), 10)
 	body = append(body, '}')
-	rq := request{method: http.MethodPut, path: "/config", body: body, auth: true, safe: true}
+	// A leader-follower follower redirects the change to the leader, which
+	// commits it to the election's log.
+	rq := request{method: http.MethodPut, path: "/config", body: body, auth: true, safe: true, follow: true}
 	var res ConfigResult
 	ep, _, err := c.exec(ctx, &rq, &o, http.StatusOK, 0, &res)
 	res.Endpoint = ep

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,6 +104,11 @@ func nodeFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.StringVar(&sc.ClusterToken, "cluster-token", sc.ClusterToken, "shared secret required on /internal/ and PUT /config (Authorization: Bearer ...);\nwithout one those answer loopback callers only (protected mode)")
 	fs.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "write-ahead log fsync policy: always (group commit before every ack),\ninterval (every 100ms) or never (the OS decides)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "bound on graceful shutdown")
+	ec := &cfg.Election
+	fs.DurationVar(&ec.HeartbeatTimeout, "election-heartbeat", ec.HeartbeatTimeout, "leader-follower: a follower that hears nothing from the leader for this long (randomized to 1-2x)\nstarts an election; the leader heartbeats ten times as often")
+	fs.DurationVar(&ec.ElectionTimeout, "election-timeout", ec.ElectionTimeout, "leader-follower: how long a candidate waits for votes before it tries again (randomized to 1-2x)")
+	fs.DurationVar(&ec.LeaderLeaseTimeout, "leader-lease", ec.LeaderLeaseTimeout, "leader-follower: a leader that reaches no majority for this long steps down and stops\nacknowledging writes (at most --election-heartbeat)")
+	fs.DurationVar(&rc.LeaderCatchUpWait, "leader-catchup-wait", rc.LeaderCatchUpWait, "leader-follower: how long a new leader tries to copy N-W+1 nodes before it accepts writes anyway,\nreporting in /health and /metrics that acknowledged writes may have been lost")
 }
 
 // enabledVar binds a positively named boolean flag (--read-repair,
@@ -206,5 +212,40 @@ func (v *membersValue) Set(s string) error {
 		return errors.New("empty member list")
 	}
 	*v = ms
+	return nil
+}
+
+// redirectsValue parses "id=url,id=url" into a map.
+type redirectsValue map[string]string
+
+func (v *redirectsValue) String() string {
+	if v == nil || len(*v) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(*v))
+	for id, u := range *v {
+		parts = append(parts, id+"="+u)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
+
+func (v *redirectsValue) Set(s string) error {
+	m := map[string]string{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, u, ok := strings.Cut(part, "=")
+		if !ok || strings.TrimSpace(id) == "" || strings.TrimSpace(u) == "" {
+			return fmt.Errorf("%q: want id=url", part)
+		}
+		if !strings.Contains(u, "://") {
+			u = "http://" + u
+		}
+		m[strings.TrimSpace(id)] = strings.TrimRight(strings.TrimSpace(u), "/")
+	}
+	*v = m
 	return nil
 }

@@ -143,6 +143,7 @@ func (c *Config) nodeConfig(p Preset, members []replication.Member, i int) node.
 	}
 	if c.Faults != nil {
 		ncfg.WrapTransport = c.Faults.Wrap(ncfg.Listen)
+		ncfg.RaftDial = c.Faults.Dialer(ncfg.Listen)
 	}
 	if c.Network != nil {
 		ncfg.Network = c.Network
@@ -228,7 +229,8 @@ func (c *Cluster) serve(i int, n *node.Node, l net.Listener) {
 }
 
 // WaitReady waits until every running node has caught up and serves
-// clients, or timeout passes.
+// clients and, in leader-follower mode, a leader accepts writes (elected
+// and caught up), or timeout passes.
 func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -240,11 +242,51 @@ func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
 			}
 		}
 		c.mu.Unlock()
-		if waiting == 0 {
+		leader := c.preset.Mode != replication.LeaderFollower || c.Leader() >= 0
+		if waiting == 0 && leader {
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
+			if waiting == 0 {
+				return fmt.Errorf("cluster: no leader accepting writes after %s", timeout)
+			}
 			return fmt.Errorf("cluster: %d nodes not ready after %s", waiting, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Leader returns the index of the running node that leads and accepts
+// writes (elected and caught up), or -1 if none does (leaderless mode, an
+// election under way, a new leader still catching up). If two nodes
+// believe they lead (an old leader cut off, within its lease), it returns
+// the one of the higher term.
+func (c *Cluster) Leader() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	best, term := -1, uint64(0)
+	for i, n := range c.nodes {
+		if c.down[i] {
+			continue
+		}
+		inf := n.Info()
+		if inf.Role == "leader" && !inf.CatchingUp && (best < 0 || inf.Term > term) {
+			best, term = i, inf.Term
+		}
+	}
+	return best
+}
+
+// WaitLeader waits until a running node leads and accepts writes, and
+// returns its index.
+func (c *Cluster) WaitLeader(ctx context.Context, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if i := c.Leader(); i >= 0 {
+			return i, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return -1, fmt.Errorf("cluster: no leader accepting writes after %s", timeout)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

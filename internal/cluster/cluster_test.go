@@ -435,14 +435,13 @@ func TestConfigClusterWide(t *testing.T) {
 	if _, err := cl.kv.SetConfig(ctx, 3, 3, kvclient.At(c.URLs()[3])); err != nil {
 		t.Fatalf("put config: %v", err)
 	}
+	// Committed to the election's log: every node applies it, followers
+	// with the leader's next message.
 	for _, u := range c.URLs() {
-		h, err := cl.kv.Health(ctx, kvclient.At(u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.W != 3 || h.R != 3 {
-			t.Fatalf("%s: w=%d r=%d after PUT /config, want 3/3", u, h.W, h.R)
-		}
+		waitFor(t, 5*time.Second, u+" applying w=3 r=3", func() bool {
+			h, err := cl.kv.Health(ctx, kvclient.At(u))
+			return err == nil && h.W == 3 && h.R == 3
+		})
 	}
 	w := cl.set(c.URLs()[0], "k", "v")
 	if w.Acks != 3 {

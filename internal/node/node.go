@@ -15,9 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/kvdb/kvdb/internal/consensus"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/server"
 	"github.com/kvdb/kvdb/internal/store"
@@ -39,9 +41,18 @@ type Config struct {
 	Replication replication.Config
 	// Server configures the HTTP layer: key and value limits, request and
 	// body timeouts, the cluster token (see server.Config). The token also
-	// authenticates this node's calls to its peers. New sets Registry, and
-	// Logger unless it is set.
+	// authenticates this node's calls to its peers. New sets Registry and
+	// Raft, and Logger unless it is set.
 	Server server.Config
+	// Election configures leader election in leader-follower mode with
+	// more than one member: raft's timeouts (see consensus.Config). New
+	// fills in the rest — Self, Members (their URLs are the raft
+	// addresses: raft runs over this node's own HTTP port, an upgrade at
+	// /internal/raft), Bootstrap (the node named by Replication.Leader
+	// founds the cluster, so it leads first), DataDir (DataDir/raft, when
+	// the node has one), W, R, Logger and Registerer. Leaderless mode
+	// runs no election.
+	Election consensus.Config
 
 	// Listen is the address to listen on (default ":8080").
 	Listen string
@@ -65,11 +76,16 @@ type Config struct {
 	Logger *slog.Logger
 	// WrapTransport, if set, wraps the peer transport (fault injection).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// RaftDial, if set, opens the election's TCP connections (fault
+	// injection: transport.Faults.Dialer).
+	RaftDial func(ctx context.Context, network, address string) (net.Conn, error)
 	// Network, if set, carries node-to-node calls in place of HTTP (an
 	// in-process network such as transport.InmemNetwork, for tests): it
-	// builds the peers, and New registers the node's replica side on it.
+	// builds the peers and the election's streams, and New registers the
+	// node's replica side on it.
 	Network interface {
 		Peers(self string, members []replication.Member) ([]replication.Peer, error)
+		RaftStreams(self string, members []replication.Member) raft.StreamLayer
 		Register(self string, rep transport.Replica)
 	}
 }
@@ -81,6 +97,7 @@ func DefaultConfig() Config {
 	return Config{
 		Replication:       replication.DefaultConfig(),
 		Server:            server.DefaultConfig(),
+		Election:          consensus.DefaultConfig(),
 		Listen:            ":8080",
 		Fsync:             wal.SyncAlways,
 		ShutdownTimeout:   15 * time.Second,
@@ -132,6 +149,46 @@ func (c *Config) SetDefaults() {
 	}
 	rc.SetDefaults()
 	c.Server.SetDefaults()
+	e := &c.Election
+	if e.HeartbeatTimeout == 0 {
+		e.HeartbeatTimeout = d.Election.HeartbeatTimeout
+	}
+	if e.ElectionTimeout == 0 {
+		e.ElectionTimeout = d.Election.ElectionTimeout
+	}
+	if e.LeaderLeaseTimeout == 0 {
+		e.LeaderLeaseTimeout = d.Election.LeaderLeaseTimeout
+	}
+	if e.CommitTimeout == 0 {
+		e.CommitTimeout = d.Election.CommitTimeout
+	}
+	if e.ApplyTimeout == 0 {
+		e.ApplyTimeout = d.Election.ApplyTimeout
+	}
+}
+
+// elected reports whether the node runs an election: leader-follower mode
+// with more than one member.
+func (c *Config) elected() bool {
+	return c.Replication.Mode == replication.LeaderFollower && len(c.Replication.Members) > 1
+}
+
+// electionConfig is Election with the per-node fields filled in.
+func (c *Config) electionConfig() consensus.Config {
+	e := c.Election
+	rc := &c.Replication
+	e.Self, e.Bootstrap, e.W, e.R = rc.Self, rc.Self == rc.Leader, rc.W, rc.R
+	e.Members = make([]consensus.Member, len(rc.Members))
+	for i, m := range rc.Members {
+		e.Members[i] = consensus.Member{ID: m.ID, Addr: m.URL}
+	}
+	if c.DataDir != "" {
+		e.DataDir = c.DataDir
+	}
+	if e.Logger == nil {
+		e.Logger = c.Logger.With("component", "election")
+	}
+	return e
 }
 
 // Validate reports every problem with the configuration, the replication
@@ -161,6 +218,13 @@ func (c *Config) Validate() error {
 	if err := c.Server.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("server config: %w", err))
 	}
+	if c.elected() {
+		e := c.electionConfig()
+		e.SetDefaults()
+		if err := e.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("election config: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -176,6 +240,7 @@ type Node struct {
 	journal     *wal.Log // nil without a data directory
 	journalOnce sync.Once
 	rep         *replication.Engine
+	election    *consensus.Node // nil without an election
 	http        *http.Server
 	fresh       freshConns
 	log         *slog.Logger
@@ -239,20 +304,65 @@ func New(cfg Config) (*Node, error) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kvdb_store_keys", Help: "Keys held by this node.",
 	}, func() float64 { return float64(st.Len()) }))
+	n := &Node{cfg: cfg, client: client, log: cfg.Logger, url: self, catchDone: make(chan struct{}), journal: journal}
+	if cfg.elected() {
+		ecfg := cfg.electionConfig()
+		ecfg.Registerer = reg
+		var streams raft.StreamLayer
+		if cfg.Network != nil {
+			streams = cfg.Network.RaftStreams(rcfg.Self, rcfg.Members)
+		} else {
+			var opts []transport.RaftStreamsOption
+			if cfg.RaftDial != nil {
+				opts = append(opts, transport.WithRaftDialer(cfg.RaftDial))
+			}
+			rs, err := transport.NewRaftStreams(self, scfg.ClusterToken, opts...)
+			if err != nil {
+				return fail(err)
+			}
+			scfg.Raft = rs.Handler()
+			streams = rs
+		}
+		// The hooks run only after Serve starts the election, when n.rep
+		// is set.
+		el, err := consensus.New(ecfg, streams, consensus.Hooks{
+			Leadership: func(s consensus.State) {
+				n.rep.LeaderChanged(replication.Leadership{Leader: s.Leader, Term: s.Term, Self: s.Self})
+			},
+			Quorum: func(w, r int) {
+				if err := n.rep.SetQuorum(w, r); err != nil {
+					n.log.Error("the election's log carries an invalid quorum", "w", w, "r", r, "err", err)
+				}
+			},
+		})
+		if err != nil {
+			_ = streams.Close()
+			return fail(err)
+		}
+		n.election = el
+		rcfg.Elector = elector{el}
+	}
+	closeElection := func() {
+		if n.election != nil {
+			_ = n.election.Close()
+		}
+	}
 	rep, err := replication.New(rcfg, st, peers)
 	if err != nil {
+		closeElection()
 		return fail(err)
 	}
+	n.rep = rep
 	srv, err := server.New(scfg, rep)
 	if err != nil {
 		// The engine has started nothing yet; Close only marks it closed.
 		_ = rep.Close(context.Background())
+		closeElection()
 		return fail(err)
 	}
 	if cfg.Network != nil {
 		cfg.Network.Register(rcfg.Self, rep)
 	}
-	n := &Node{cfg: cfg, client: client, rep: rep, log: cfg.Logger, url: self, catchDone: make(chan struct{}), journal: journal}
 	n.catchCtx, n.catchCancel = context.WithCancel(context.Background())
 	n.http = &http.Server{
 		Handler:           srv,
@@ -303,6 +413,11 @@ func (n *Node) Serve(l net.Listener) error {
 			n.log.Error("catch-up failed", "err", err)
 		}
 	}()
+	if n.election != nil {
+		if err := n.election.Start(); err != nil {
+			n.log.Error("election failed to start: this node takes no part in choosing a leader", "err", err)
+		}
+	}
 	if n.cfg.Server.ClusterToken == "" {
 		n.log.Warn("protected mode: no cluster token, so /internal/ endpoints and PUT /config answer loopback callers only (others get 403); " +
 			"for nodes on different hosts or containers set the same --cluster-token or KVDB_CLUSTER_TOKEN on every node")
@@ -317,12 +432,50 @@ func (n *Node) Serve(l net.Listener) error {
 // (until ctx ends). The HTTP server keeps answering peers meanwhile.
 func (n *Node) Drain(ctx context.Context) error { return n.rep.Close(ctx) }
 
+// closeElection stops taking part in the election (its connections,
+// which the HTTP server does not track, close with it). Idempotent.
+func (n *Node) closeElection() {
+	if n.election != nil {
+		if err := n.election.Close(); err != nil {
+			n.log.Warn("closing the election", "err", err)
+		}
+	}
+}
+
 // closeJournal closes the write-ahead log once; requests still running
 // after it get ErrStorage.
 func (n *Node) closeJournal() error {
 	var err error
 	n.journalOnce.Do(func() { err = closeJournal(n.journal) })
 	return err
+}
+
+// elector adapts the election to replication.Elector.
+type elector struct{ n *consensus.Node }
+
+func (e elector) Leadership() replication.Leadership {
+	s := e.n.State()
+	return replication.Leadership{Leader: s.Leader, Term: s.Term, Self: s.Self}
+}
+
+func (e elector) Term() uint64 { return e.n.Term() }
+
+// ProposeQuorum maps the election's errors to replication's: not the
+// leader (or none known) to ErrNotLeader, a bad value to ErrInvalid, an
+// outcome it cannot tell to a timeout.
+func (e elector) ProposeQuorum(ctx context.Context, w, r int) (uint64, error) {
+	idx, err := e.n.ProposeQuorum(ctx, w, r)
+	switch {
+	case err == nil:
+		return idx, nil
+	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrNoLeader):
+		return 0, fmt.Errorf("%w: %v", replication.ErrNotLeader, err)
+	case errors.Is(err, consensus.ErrInvalid):
+		return 0, fmt.Errorf("%w: %v", replication.ErrInvalid, err)
+	case errors.Is(err, consensus.ErrUnknownOutcome):
+		return 0, fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
+	}
+	return 0, err
 }
 
 // walJournal adapts the write-ahead log to replication.Journal.
@@ -360,6 +513,7 @@ func (n *Node) Close(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
+	n.closeElection()
 	if err := n.http.Shutdown(ctx); err != nil {
 		n.http.Close()
 		return fmt.Errorf("node %s: http shutdown: %w", n.cfg.ID(), err)
@@ -373,6 +527,7 @@ func (n *Node) Kill() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	n.catchCancel()
+	n.closeElection()
 	_ = n.rep.Close(ctx) // cancelled: cuts background work short
 	err := n.http.Close()
 	n.client.CloseIdleConnections()

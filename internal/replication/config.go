@@ -52,8 +52,8 @@ type Config struct {
 	// member). Ignored in leaderless mode.
 	Leader string
 	// LeaderRedirectURL, if set, is the base URL clients are redirected to for
-	// writes instead of the static leader's member URL (for published
-	// ports; without an Elector only).
+	// writes instead of Leader's member URL (for published ports); an entry
+	// of RedirectURLs for the same member takes precedence.
 	LeaderRedirectURL string
 	// RedirectURLs maps member IDs to the base URLs clients are redirected
 	// to when that member leads, where they differ from the member URLs

@@ -237,11 +237,12 @@ func (l *leaderFollower) coordinates(ctx context.Context) (uint64, error) {
 	return 0, l.notLeader(l.cfg.Leader)
 }
 
-// notLeader is the redirect to leader id: its member URL, or, for the
-// static leader, LeaderRedirectURL when set (published ports).
+// notLeader is the redirect to leader id: its member URL, or the URL
+// clients know it by (RedirectURLs, or LeaderRedirectURL for the founding
+// leader) when set (published ports).
 func (l *leaderFollower) notLeader(id string) error {
 	u := l.cfg.Members[l.cfg.Index(id)].URL
-	if l.cfg.LeaderRedirectURL != "" && id == l.cfg.Leader && l.cfg.Elector == nil {
+	if l.cfg.LeaderRedirectURL != "" && id == l.cfg.Leader {
 		u = l.cfg.LeaderRedirectURL
 	}
 	if r := l.cfg.RedirectURLs[id]; r != "" {

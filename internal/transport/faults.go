@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -102,4 +104,64 @@ func (t *faultyRT) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return t.next.RoundTrip(req)
+}
+
+// Dialer returns a dial function for the node at host from that obeys the
+// faults as raft's connections need: a dial over a cut link fails, and a
+// connection it opened fails its next read or write once the link is cut in
+// either direction (one TCP connection carries both), so a partition cuts
+// the election's long-lived connections too, not only new ones. Delays and
+// drops are not applied to them.
+func (f *Faults) Dialer(from string) func(ctx context.Context, network, address string) (net.Conn, error) {
+	var d net.Dialer
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if f.linkCut(from, address) {
+			return nil, fmt.Errorf("%s -> %s: %w", from, address, ErrDropped)
+		}
+		c, err := d.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return &faultyConn{Conn: c, f: f, from: from, to: address}, nil
+	}
+}
+
+// linkCut reports whether either direction between a and b is cut.
+func (f *Faults) linkCut(a, b string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cut[[2]string{a, b}] || f.cut[[2]string{b, a}] || f.isolate[a] || f.isolate[b]
+}
+
+// faultyConn is a connection that breaks once its link is cut.
+type faultyConn struct {
+	net.Conn
+	f        *Faults
+	from, to string
+}
+
+func (c *faultyConn) check() error {
+	if c.f.linkCut(c.from, c.to) {
+		c.Conn.Close()
+		return fmt.Errorf("%s -> %s: %w", c.from, c.to, ErrDropped)
+	}
+	return nil
+}
+
+func (c *faultyConn) Read(p []byte) (int, error) {
+	if err := c.check(); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(p)
+	if err == nil {
+		err = c.check()
+	}
+	return n, err
+}
+
+func (c *faultyConn) Write(p []byte) (int, error) {
+	if err := c.check(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
