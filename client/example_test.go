@@ -54,18 +54,19 @@ func Example() {
 		fmt.Println("w=6:", e.Status, e.Code, errors.Is(err, client.ErrBadRequest))
 	}
 
-	// W and R, changed on every node (loopback callers need no token when
-	// the nodes have none).
+	// W and R, changed on every node: the follower redirects the change to
+	// the leader, which commits it to the election's log (loopback callers
+	// need no token when the nodes have none).
 	cfg, err := c.SetConfig(ctx, 3, 3)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("config: w=%d r=%d n=%d confirmed by %d nodes\n", cfg.W, cfg.R, cfg.N, len(cfg.Updated))
+	fmt.Printf("config: w=%d r=%d n=%d committed: %v\n", cfg.W, cfg.R, cfg.N, cfg.LogIndex > 0)
 
 	// Output:
 	// set: coordinated by node1, 5 of 5 copies, leader answered: true
 	// local_read on node5: "hello", same version: true
 	// missing: true true
 	// w=6: 400 invalid_argument true
-	// config: w=3 r=3 n=5 confirmed by 5 nodes
+	// config: w=3 r=3 n=5 committed: true
 }

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -427,13 +428,21 @@ func TestFollowerRedirectsWrites(t *testing.T) {
 	mustStatus(t, "set at Location", cl.do(http.MethodPost, loc, []byte(`{"key":"k","value":"v"}`)), http.StatusCreated)
 }
 
-// PUT /config on any node changes W and R on every node.
+// PUT /config changes W and R on every node: a follower redirects it to
+// the leader, which commits it to the election's log.
 func TestConfigClusterWide(t *testing.T) {
 	c := start(t, cluster.Config{Preset: "w5r1"})
 	cl := newClient(t)
 	ctx := context.Background()
-	if _, err := cl.kv.SetConfig(ctx, 3, 3, kvclient.At(c.URLs()[3])); err != nil {
-		t.Fatalf("put config: %v", err)
+	leader := c.URLs()[c.Leader()]
+	follower := c.URLs()[(c.Leader()+3)%5]
+	_, err := cl.kv.SetConfig(ctx, 3, 3, kvclient.At(follower))
+	if e, ok := errors.AsType[*kvclient.Error](err); !ok || e.Status != http.StatusTemporaryRedirect || e.Location != leader+"/config" {
+		t.Fatalf("put config at a follower: %v, want 307 to %s/config", err, leader)
+	}
+	res, err := cl.kv.SetConfig(ctx, 3, 3, kvclient.At(leader))
+	if err != nil || res.LogIndex == 0 {
+		t.Fatalf("put config at the leader: %+v, %v", res, err)
 	}
 	// Committed to the election's log: every node applies it, followers
 	// with the leader's next message.
@@ -470,8 +479,9 @@ func TestClusterToken(t *testing.T) {
 	}
 }
 
-// A dead leader: followers answer writes with a clear 503 instead of
-// redirecting clients to it, and keep serving reads.
+// A dead leader is replaced: the survivors elect one of them, which
+// redirects, answers writes it cannot replicate to W nodes with a quorum
+// error, and accepts what it can; every survivor converges.
 func TestDeadLeader(t *testing.T) {
 	c := start(t, cluster.Config{Preset: "w5r1", Node: node.Config{Replication: replication.Config{PeerTimeout: 500 * time.Millisecond}}})
 	cl := newClient(t)
@@ -480,22 +490,34 @@ func TestDeadLeader(t *testing.T) {
 	if err := c.Stop(0); err != nil {
 		t.Fatal(err)
 	}
-	var r reply
-	waitFor(t, 3*time.Second, "followers to notice the dead leader", func() bool {
-		r = cl.set(urls[1], "k", "v2")
-		return r.Status == http.StatusServiceUnavailable
-	})
-	// The probe of the leader is bounded by min(PeerTimeout, 1s) = 500 ms
-	// (a refused connection answers at once); the cap tells that from a
-	// write left to run into the 5 s request timeout, with room to spare
-	// for a loaded machine.
-	if !strings.Contains(r.Error, "leader unavailable") || r.Elapsed > 2500*time.Millisecond {
-		t.Fatalf("write to a follower with the leader dead: %d %q after %s", r.Status, r.Error, r.Elapsed)
+	// The survivors elect a new leader by themselves (the bound is a hang
+	// check, far above the default timings; the failover tests measure).
+	li, err := c.WaitLeader(context.Background(), 15*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if li == 0 {
+		t.Fatal("the dead node is still reported as the leader")
+	}
+	// W=5 cannot be met with four nodes: a quorum error, not a hang.
+	r := cl.set(urls[li], "k", "v2")
+	if r.Status != http.StatusServiceUnavailable || !strings.Contains(r.Error, "4 of 5") && !strings.Contains(r.Error, "quorum") {
+		t.Fatalf("W=5 write with a node dead: %d %q", r.Status, r.Error)
+	}
+	mustStatus(t, "W=3 write at the new leader", cl.setQ(urls[li], "k", "v3", "w=3"), http.StatusCreated)
+	other := 1 + (li % 4) // another survivor
+	if other == li {
+		other = 1 + (other % 4)
+	}
+	r = cl.set(urls[other], "k", "v4")
+	if r.Status != http.StatusTemporaryRedirect || !strings.HasPrefix(r.Header.Get("Location"), urls[li]) {
+		t.Fatalf("write at a follower: %d Location %q, want 307 to %s", r.Status, r.Header.Get("Location"), urls[li])
 	}
 	for _, u := range urls[1:] {
-		if g := cl.get(u, "k"); g.Status != http.StatusOK || g.Value != "v" {
-			t.Fatalf("read from %s with the leader dead: %d %q", u, g.Status, g.Value)
-		}
+		waitFor(t, 5*time.Second, u+" holding the W=3 write", func() bool {
+			g := cl.get(u, "k")
+			return g.Status == http.StatusOK && g.Value == "v3"
+		})
 	}
 }
 

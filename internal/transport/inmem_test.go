@@ -366,8 +366,11 @@ func TestInmemErrorsMatchHTTP(t *testing.T) {
 	for _, code := range errcode.Codes() {
 		sentinel := errcode.Sentinel(code)
 		status := 503
-		if sentinel == replication.ErrInvalid {
+		switch sentinel {
+		case replication.ErrInvalid:
 			status = 400
+		case replication.ErrStaleTerm:
+			status = 409
 		}
 		remote := &transport.RemoteError{Op: "read", Err: fmt.Errorf("wrapped: %w", sentinel)}
 		wire := &transport.StatusError{Code: status, ErrCode: code, Msg: sentinel.Error()}
