@@ -53,6 +53,7 @@ type InmemNetwork struct {
 	delay    map[string]time.Duration // by destination
 	drop     map[string]float64       // by destination
 	rng      *rand.Rand               // for Drop, under mu
+	raft     inmemRaft                // raft streams (inmem_raft.go)
 }
 
 // inmemEndpoint is one registered node. ctx ends when the node is
@@ -84,6 +85,7 @@ func (n *InmemNetwork) Register(id string, rep Replica) {
 	n.mu.Lock()
 	old := n.nodes[id]
 	n.nodes[id] = &inmemEndpoint{rep: rep, ctx: ctx, cancel: cancel}
+	n.raftUpLocked(id)
 	n.mu.Unlock()
 	if old != nil {
 		old.cancel()
@@ -97,7 +99,8 @@ func (n *InmemNetwork) Unregister(id string) {
 	n.mu.Lock()
 	old := n.nodes[id]
 	delete(n.nodes, id)
-	n.mu.Unlock()
+	n.raftDownLocked(id)
+	n.unlockCut()
 	if old != nil {
 		old.cancel()
 	}
@@ -130,7 +133,7 @@ func (n *InmemNetwork) Peers(self string, members []replication.Member) ([]repli
 func (n *InmemNetwork) Disconnect(from, to string) {
 	n.mu.Lock()
 	n.cut[[2]string{from, to}] = true
-	n.mu.Unlock()
+	n.unlockCut()
 }
 
 // Connect restores the link from node from to node to, cut by Disconnect
@@ -150,14 +153,15 @@ func (n *InmemNetwork) DisconnectAll(from string) {
 			n.cut[[2]string{from, to}] = true
 		}
 	}
-	n.mu.Unlock()
+	n.raftDisconnectAllLocked(from)
+	n.unlockCut()
 }
 
 // Partition cuts the links between nodes a and b in both directions.
 func (n *InmemNetwork) Partition(a, b string) {
 	n.mu.Lock()
 	n.cut[[2]string{a, b}], n.cut[[2]string{b, a}] = true, true
-	n.mu.Unlock()
+	n.unlockCut()
 }
 
 // Isolate cuts every link to and from node id, present and future, until
@@ -165,7 +169,7 @@ func (n *InmemNetwork) Partition(a, b string) {
 func (n *InmemNetwork) Isolate(id string) {
 	n.mu.Lock()
 	n.isolated[id] = true
-	n.mu.Unlock()
+	n.unlockCut()
 }
 
 // Delay makes every call to node to wait d before it is delivered (zero
@@ -188,7 +192,7 @@ func (n *InmemNetwork) Drop(to string, p float64) {
 	} else {
 		delete(n.drop, to)
 	}
-	n.mu.Unlock()
+	n.unlockCut()
 }
 
 // Heal removes every fault: cut links, isolations, delays and drops.
