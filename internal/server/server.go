@@ -144,9 +144,6 @@ type Server struct {
 	configMu sync.Mutex
 }
 
-// PathRaft is where Config.Raft is mounted.
-const PathRaft = "/internal/raft"
-
 // New builds the HTTP layer over b.
 func New(cfg Config, b Backend) (*Server, error) {
 	cfg.SetDefaults()
@@ -183,7 +180,7 @@ func (s *Server) routes() {
 	handle("PUT", transport.PathConfig, "internal_config", s.authorized(s.handleInternalConfig))
 	handle("GET", transport.PathSnapshot, "internal_snapshot", s.authorized(s.handleSnapshot))
 	if s.cfg.Raft != nil {
-		handle("GET", PathRaft, "internal_raft", s.authorized(func(w http.ResponseWriter, r *http.Request) error {
+		handle("GET", transport.PathRaft, "internal_raft", s.authorized(func(w http.ResponseWriter, r *http.Request) error {
 			s.cfg.Raft.ServeHTTP(w, r)
 			return nil
 		}))

@@ -30,7 +30,7 @@ type Replica interface {
 	ApplyReplicas(ctx context.Context, us []replication.Update) error
 	ReadReplica(ctx context.Context, key string) (store.Entry, bool, error)
 	SetQuorum(w, r int) error
-	Snapshot(fn func(replication.Update) error) error
+	Snapshot(term uint64, fn func(replication.Update) error) error
 	Ready() bool
 }
 
@@ -276,7 +276,7 @@ func (e *RemoteError) Error() string {
 // Is matches the sentinels a StatusError of the same answer matches.
 func (e *RemoteError) Is(target error) bool {
 	if target == replication.ErrRefused {
-		return e.refused || errors.Is(e.Err, replication.ErrInvalid)
+		return e.refused || errors.Is(e.Err, replication.ErrInvalid) || errors.Is(e.Err, replication.ErrStaleTerm)
 	}
 	return slices.Contains(PeerStates, target) && errors.Is(e.Err, target)
 }
@@ -353,13 +353,13 @@ func (p *InmemPeer) SetQuorum(ctx context.Context, w, r int) error {
 // Snapshot calls fn for every entry the target holds; it fails with an
 // error matching replication.ErrNotReady while the target catches up. An
 // error fn returns is returned as it is.
-func (p *InmemPeer) Snapshot(ctx context.Context, fn func(replication.Update) error) error {
+func (p *InmemPeer) Snapshot(ctx context.Context, term uint64, fn func(replication.Update) error) error {
 	var fnErr error
 	err := p.net.call(ctx, p.from, p.to, "snapshot", func(ctx context.Context, rep Replica) error {
 		if !rep.Ready() {
 			return replication.ErrNotReady
 		}
-		return rep.Snapshot(func(u replication.Update) error {
+		return rep.Snapshot(term, func(u replication.Update) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
