@@ -127,11 +127,11 @@ func New(cfg Config, streams raft.StreamLayer, hooks Hooks) (*Node, error) {
 	if got := streams.Addr().String(); got != self.Addr {
 		return nil, fmt.Errorf("consensus: the stream layer's address %q is not self's (%s) address %q", got, cfg.Self, self.Addr)
 	}
-	log := cfg.Logger.With("component", "raft", "node", cfg.Self)
+	log := cfg.Logger.With("component", "raft")
 	n := &Node{
 		cfg:     cfg,
 		log:     log,
-		hlog:    newHCLog(cfg.Logger.With("component", "raft", "node", cfg.Self), "raft"),
+		hlog:    newHCLog(cfg.Logger.With("component", "raft"), "raft"),
 		hooks:   hooks,
 		fsm:     &fsm{n: len(cfg.Members), hook: hooks.Quorum, log: log, w: cfg.W, r: cfg.R},
 		stop:    make(chan struct{}),

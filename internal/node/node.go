@@ -186,7 +186,7 @@ func (c *Config) electionConfig() consensus.Config {
 		e.DataDir = c.DataDir
 	}
 	if e.Logger == nil {
-		e.Logger = c.Logger.With("component", "election")
+		e.Logger = c.Logger
 	}
 	return e
 }
