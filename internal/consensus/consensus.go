@@ -463,6 +463,21 @@ func (n *Node) Stats() Stats {
 	}
 }
 
+// HandOff transfers leadership to another voter if this node leads (a
+// graceful shutdown: the cluster gets a new leader at once instead of
+// after an election timeout). It returns when the transfer is done or has
+// failed; nil if this node does not lead.
+func (n *Node) HandOff() error {
+	r := n.raft.Load()
+	if r == nil || r.State() != raft.Leader {
+		return nil
+	}
+	if err := r.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("consensus: leadership transfer: %w", err)
+	}
+	return nil
+}
+
 // Close stops the watcher (no Leadership call after Close begins, except
 // one in progress, which it waits for), shuts raft down (waiting for its
 // goroutines), closes the transport and the stream layer with every

@@ -430,7 +430,18 @@ func (n *Node) Serve(l net.Listener) error {
 
 // Drain refuses new writes and waits for background replication to finish
 // (until ctx ends). The HTTP server keeps answering peers meanwhile.
-func (n *Node) Drain(ctx context.Context) error { return n.rep.Close(ctx) }
+//
+// A leader hands its leadership to another node first (raft's leadership
+// transfer), so a graceful stop (SIGTERM, docker stop, a rolling restart)
+// leaves writes unavailable for a transfer rather than an election timeout.
+func (n *Node) Drain(ctx context.Context) error {
+	if n.election != nil && n.started.Load() {
+		if err := n.election.HandOff(); err != nil {
+			n.log.Warn("could not hand leadership over before stopping; the others will elect a leader", "err", err)
+		}
+	}
+	return n.rep.Close(ctx)
+}
 
 // closeElection stops taking part in the election (its connections,
 // which the HTTP server does not track, close with it). Idempotent.

@@ -198,6 +198,21 @@ func (c *core) deliver(l *link, us []Update) []error {
 	}
 	errs := make([]error, len(us))
 	switch {
+	case errors.Is(err, ErrStaleTerm):
+		// The peer knows a newer election term: this node no longer leads,
+		// and these fresh writes collect no acknowledgement there. They
+		// stay repairable: the peer takes them as repairs (no term), which
+		// cannot be counted as acknowledgements, so a deposed leader's
+		// unacknowledged writes converge like any other (lower-versioned
+		// than everything its successor writes) instead of lingering on
+		// this node alone.
+		for i, u := range us {
+			errs[i] = err
+			if u.Term != 0 {
+				u.Term = 0
+				c.hintFor(l, u, true)
+			}
+		}
 	case !errors.Is(err, ErrRefused):
 		for i := range errs {
 			errs[i] = err

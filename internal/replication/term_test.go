@@ -227,3 +227,34 @@ func TestQuorumChangeThroughElection(t *testing.T) {
 		t.Fatalf("w=9: %v, want ErrInvalid", err)
 	}
 }
+
+// A deposed leader's fresh writes are refused as such by a replica that
+// knows the newer term (no acknowledgement), then delivered to it as
+// repairs, so the replicas converge instead of leaving them on the old
+// leader alone.
+func TestDeposedLeaderWritesConvergeAsRepairs(t *testing.T) {
+	old, oldEl := electedCluster(t, 1, Leadership{Leader: "n1", Term: 2, Self: true}, nil)
+	old.rep.LeaderChanged(oldEl.Leadership())
+	waitFor(t, "the old leader leading", func() bool { return !old.rep.Info().CatchingUp })
+	// n2 has moved on to term 3 (a successor was elected).
+	next, _ := electedCluster(t, 5, Leadership{Leader: "n3", Term: 3}, func(c *Config) { c.Self = "n2" })
+	old.peer("n2").target = next.rep
+	for _, id := range []string{"n3", "n4", "n5"} {
+		old.peer(id).setMode(peerFail)
+	}
+	res, err := old.rep.Write(bg(), "k", "zombie", Options{W: 2})
+	if !errors.Is(err, ErrQuorum) {
+		t.Fatalf("W=2 write by the deposed leader: %+v, %v; want a quorum error (n2 refuses it)", res, err)
+	}
+	if !errors.Is(err, ErrStaleTerm) {
+		t.Logf("cause: %v", err)
+	}
+	waitFor(t, "the refused write to reach n2 as a repair", func() bool {
+		e, ok := next.rep.LocalRead("k")
+		return ok && e.Value == "zombie"
+	})
+	// It is still fenced as a fresh write.
+	if err := next.rep.ApplyReplicas(bg(), []Update{{Key: "j", Value: "x", Version: v(2, 99), Term: 2}}); !errors.Is(err, ErrStaleTerm) {
+		t.Fatalf("fresh term-2 write at n2: %v, want ErrStaleTerm", err)
+	}
+}
