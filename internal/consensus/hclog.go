@@ -2,9 +2,11 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
@@ -70,6 +72,12 @@ func (a *hclogAdapter) enabled(l hclog.Level) bool {
 }
 
 func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
+	if level > hclog.Debug && connClosed(args) {
+		// A connection closed under raft's transport (this node or a peer
+		// stopping, a partition cutting it): raft logs it as an error, but
+		// it is the expected end of a connection, and raft redials.
+		level = hclog.Debug
+	}
 	if a.enabled(level) {
 		a.log.Log(context.Background(), slogLevel(level), msg, args...)
 	}
@@ -141,4 +149,15 @@ func (a *hclogAdapter) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writ
 		level = slogLevel(opts.ForceLevel)
 	}
 	return slog.NewLogLogger(a.log.Handler(), level).Writer()
+}
+
+// connClosed reports whether one of a log line's values is the error of a
+// closed connection.
+func connClosed(args []any) bool {
+	for _, v := range args {
+		if err, ok := v.(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe)) {
+			return true
+		}
+	}
+	return false
 }
