@@ -463,6 +463,24 @@ func (n *Node) Stats() Stats {
 	}
 }
 
+// Barrier returns once every entry committed before it was called is
+// applied on this node (the leader's state machine is then current: a new
+// leader's W and R are the cluster's). Leader only.
+func (n *Node) Barrier(ctx context.Context) error {
+	r := n.raft.Load()
+	if r == nil {
+		return ErrClosed
+	}
+	timeout := n.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if err := r.Barrier(timeout).Error(); err != nil {
+		return fmt.Errorf("consensus: barrier: %w", err)
+	}
+	return nil
+}
+
 // HandOff transfers leadership to another voter if this node leads (a
 // graceful shutdown: the cluster gets a new leader at once instead of
 // after an election timeout). It returns when the transfer is done or has

@@ -471,6 +471,8 @@ func (e elector) Leadership() replication.Leadership {
 
 func (e elector) Term() uint64 { return e.n.Term() }
 
+func (e elector) Barrier(ctx context.Context) error { return e.n.Barrier(ctx) }
+
 // ProposeQuorum maps the election's errors to replication's: not the
 // leader (or none known) to ErrNotLeader, a bad value to ErrInvalid, an
 // outcome it cannot tell to a timeout.

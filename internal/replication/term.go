@@ -55,6 +55,9 @@ type Elector interface {
 	// ProposeQuorum commits a change of W and R to the cluster's log; only
 	// the leader may (others return an error matching ErrNotLeader).
 	ProposeQuorum(ctx context.Context, w, r int) (index uint64, err error)
+	// Barrier returns once this node (the leader) has applied every entry
+	// committed before the call, so its W and R are the cluster's.
+	Barrier(ctx context.Context) error
 }
 
 // Leadership is one view of who leads.
@@ -226,9 +229,18 @@ func (c *core) startJob(fn func()) bool {
 // kvdb_leader_catchup_incomplete_total.
 func (l *leaderFollower) leaderCatchUp(ctx context.Context, term uint64) {
 	start := time.Now()
-	w, _ := l.quorums()
-	need := l.cfg.N() - w // peers to copy, besides this node
 	rctx, cancel := context.WithTimeout(ctx, l.cfg.LeaderCatchUpWait)
+	// The W that acknowledged writes were made with is the cluster's, in
+	// the election's log: apply every committed entry first. If that cannot
+	// be done in time, assume the weakest W (copy every node).
+	w, _ := l.quorums()
+	if err := l.cfg.Elector.Barrier(rctx); err != nil {
+		l.log.Warn("new leader could not apply the election's log in time: assuming W=1 for its catch-up", "term", term, "err", err)
+		w = 1
+	} else {
+		w, _ = l.quorums()
+	}
+	need := l.cfg.N() - w // peers to copy, besides this node
 	type result struct {
 		l   *link
 		err error

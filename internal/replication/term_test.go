@@ -29,6 +29,8 @@ func (f *fakeElector) Leadership() Leadership {
 
 func (f *fakeElector) Term() uint64 { return f.Leadership().Term }
 
+func (f *fakeElector) Barrier(context.Context) error { return nil }
+
 func (f *fakeElector) ProposeQuorum(_ context.Context, w, r int) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
