@@ -14,6 +14,15 @@
 #
 # Configure a node with KVDB_* environment variables (every `kvdb serve` flag
 # has one: KVDB_ID, KVDB_MODE, KVDB_PEERS, KVDB_W, KVDB_R, KVDB_DELAYS, ...).
+#
+# Leader-follower nodes elect their leader with raft over this same HTTP
+# port (an upgrade at /internal/raft), so 8080 is the only port. Between
+# containers that needs KVDB_CLUSTER_TOKEN (without a token /internal/
+# answers loopback callers only); KVDB_REDIRECT_URLS=node1=http://host:port,...
+# names the URL clients outside Docker reach each member at, where followers
+# redirect writes (307) when it leads; KVDB_LEADER names the founding member
+# (it leads first). The election timings are KVDB_ELECTION_HEARTBEAT,
+# KVDB_ELECTION_TIMEOUT, KVDB_LEADER_LEASE and KVDB_LEADER_CATCHUP_WAIT.
 FROM scratch
 
 ARG BINARY=bin/kvdb-linux-amd64
@@ -36,7 +45,11 @@ EXPOSE 8080
 USER 65532:65532
 
 # The health check goes through kvdb itself (there is no shell or curl here);
-# it reads KVDB_LISTEN to find the port.
+# it reads KVDB_LISTEN to find the port. It passes when GET /health answers
+# 200: a leader (also one still catching up after its election) and a
+# follower (also while no leader is known, during an election) are healthy;
+# a node that has just started is not until it has copied the current state
+# (503 catching_up). Restarting a node would not end an election sooner.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
     CMD ["/kvdb", "healthcheck"]
 

@@ -57,7 +57,7 @@ IMAGE_BIN  ?= bin/kvdb-linux-$(IMAGE_ARCH)
 IMAGE_TAGS ?= kvdb_node
 DOCKER     ?= docker
 
-.PHONY: image image-bin
+.PHONY: image image-bin failover-measure
 
 image-bin: ## static linux binary for the container image (+ the empty /data directory it needs)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags='-s -w' -tags '$(IMAGE_TAGS)' -o $(IMAGE_BIN) ./cmd/kvdb
@@ -65,3 +65,13 @@ image-bin: ## static linux binary for the container image (+ the empty /data dir
 
 image: image-bin ## container image $(IMAGE), FROM scratch (IMAGE=kvdb:latest)
 	$(DOCKER) build --build-arg BINARY=$(IMAGE_BIN) -t $(IMAGE) .
+
+# Leader failover measured in containers: FAILOVER_TRIALS `docker kill`s of
+# the leader per config under load; reports the write-unavailability window
+# (median, max) and the acknowledged writes lost (internal/systemtest,
+# TestFailoverMeasure). A config may name a delay profile: w1r5:paper.
+FAILOVER_TRIALS  ?= 10
+FAILOVER_CONFIGS ?= w3r3,w5r1,w1r5
+failover-measure: image ## leader kill x FAILOVER_TRIALS per config (FAILOVER_CONFIGS) in containers: unavailability window, writes lost
+	KVDB_DOCKER_TESTS=1 KVDB_TEST_IMAGE=$(IMAGE) KVDB_FAILOVER_TRIALS=$(FAILOVER_TRIALS) KVDB_FAILOVER_CONFIGS=$(FAILOVER_CONFIGS) \
+		$(GO) test -count=1 -timeout 60m -v -run TestFailoverMeasure ./internal/systemtest/

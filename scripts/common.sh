@@ -37,13 +37,19 @@ tf_vars() {
   [ -n "${NAME_PREFIX:-}" ] && v+=(-var "name_prefix=$NAME_PREFIX")
   [ -n "${IMAGE:-}" ] && v+=(-var "image=$IMAGE")
   [ -n "${REQUEST_TIMEOUT:-}" ] && v+=(-var "request_timeout=$REQUEST_TIMEOUT")
+  [ -n "${PUBLIC_HOST:-}" ] && v+=(-var "public_host=$PUBLIC_HOST")
+  [ -n "${ELECTION_HEARTBEAT:-}" ] && v+=(-var "election_heartbeat=$ELECTION_HEARTBEAT")
+  [ -n "${ELECTION_TIMEOUT:-}" ] && v+=(-var "election_timeout=$ELECTION_TIMEOUT")
+  [ -n "${LEADER_LEASE:-}" ] && v+=(-var "leader_lease=$LEADER_LEASE")
+  [ -n "${LEADER_CATCHUP_WAIT:-}" ] && v+=(-var "leader_catchup_wait=$LEADER_CATCHUP_WAIT")
   [ -n "${KVDB_CLUSTER_TOKEN:-}" ] && export TF_VAR_cluster_token="$KVDB_CLUSTER_TOKEN"
   [ "${#v[@]}" -gt 0 ] && printf '%s\n' "${v[@]}"
   return 0
 }
 
 # node_urls prints the deployed node URLs, comma-separated, node1 first
-# (node1 is the leader in leader-follower configs).
+# (node1 leads first in leader-follower configs; followers redirect writes to
+# whichever node leads).
 node_urls() {
   tf output -json node_urls | tr -d '[]" \n' | sed 's/,$//'
 }
@@ -59,6 +65,24 @@ wait_healthy() {
     done
   done
   log "healthy: $*"
+}
+
+# wait_leader URL... polls GET /health on the URLs until one of them reports
+# that it leads and accepts writes (role leader, not leader_catching_up), for
+# at most ${HEALTH_TIMEOUT:-60} seconds, and prints that node's URL.
+wait_leader() {
+  local deadline=$(( $(date +%s) + ${HEALTH_TIMEOUT:-60} )) u h
+  while :; do
+    for u in "$@"; do
+      h="$(curl -fsS -m 2 "$u/health" 2>/dev/null || true)"
+      case "$h" in
+        *'"leader_catching_up":true'*) ;;
+        *'"role":"leader"'*) printf '%s\n' "$u"; return 0 ;;
+      esac
+    done
+    [ "$(date +%s)" -lt "$deadline" ] || die "no node leads and accepts writes within ${HEALTH_TIMEOUT:-60}s"
+    sleep 0.2
+  done
 }
 
 # kvdb_bin builds bin/kvdb (once per script run) and prints its path.
@@ -155,6 +179,7 @@ environment (all optional):
   OUT=results/docker-<time>   results folder
   DELAYS=paper                delay profile (paper, none, paper*0.1)
   BASE_PORT=8080              node1's host port (node2..5 follow)
+  and every other variable scripts/deploy.sh -h lists (election timings, ...)
   KEEP=1                      leave the last cluster running (default: clean up on exit)
 USAGE
 }

@@ -22,6 +22,14 @@ environment (all optional):
   NAME_PREFIX=kvdb              container and network name prefix
   IMAGE=kvdb:latest             image tag (built from this checkout during apply)
   REQUEST_TIMEOUT=5s            bound on one client request
+  PUBLIC_HOST=127.0.0.1         host clients reach the published ports at (node URLs, and where
+                                followers redirect writes when that node leads; default: host_ip)
+leader-follower failover (raft over each node's HTTP port; defaults are the node's):
+  ELECTION_HEARTBEAT=500ms      a follower that hears no leader for this long (x1-2) starts an election
+  ELECTION_TIMEOUT=500ms        a candidate without enough votes tries again after this (x1-2)
+  LEADER_LEASE=250ms            a leader cut off from the majority this long stops acknowledging writes
+  LEADER_CATCHUP_WAIT=1s        a new leader that cannot copy N-W+1 nodes accepts writes after this,
+                                reporting possible loss of acknowledged writes (/health possible_loss)
   KVDB_CLUSTER_TOKEN=...        shared secret for /internal/ and PUT /config (default: a random
                                 one generated at the first deploy and kept in the Terraform state;
                                 the nodes need one, they talk over the Docker network, not loopback)
@@ -77,11 +85,22 @@ grep -E '^(Apply complete|terraform_data.ready \(local-exec\): kvdb:)' "$tflog" 
 URLS="$(node_urls)"
 IFS=',' read -r -a U <<<"$URLS"
 wait_healthy "${U[@]}"
+leader=""
+if [ "$CONFIG" != leaderless ]; then
+  # Writes need an elected leader that has caught up (apply waits for one;
+  # a re-apply that changed nothing does not, so check again).
+  leader="$(wait_leader "${U[@]}")"
+fi
 log "deployed $CONFIG in $(( $(date +%s) - start ))s"
-leader="$(tf output -raw leader_url 2>/dev/null || true)"
 echo "config:    $CONFIG"
 echo "nodes:     $URLS"
-[ -n "$leader" ] && echo "leader:    $leader"
-echo "try:       curl -X POST ${U[0]}/set -d '{\"key\":\"k\",\"value\":\"v\"}'; curl ${U[1]}/get/k"
+if [ -n "$leader" ]; then
+  echo "leader:    $leader (elected; a follower redirects writes there with 307: curl -L follows)"
+  echo "try:       curl -L -X POST ${U[1]}/set -d '{\"key\":\"k\",\"value\":\"v\"}'; curl ${U[2]}/get/k"
+else
+  echo "try:       curl -X POST ${U[0]}/set -d '{\"key\":\"k\",\"value\":\"v\"}'; curl ${U[1]}/get/k"
+fi
 token="$(tf output -raw cluster_token 2>/dev/null || true)"
-[ -n "$token" ] && echo "W and R:   curl -X PUT ${U[0]}/config -H 'Authorization: Bearer $token' -d '{\"w\":3,\"r\":3}'"
+# A follower redirects PUT /config to the leader too; --location-trusted
+# keeps the token across the redirect (-L drops it for another port).
+[ -n "$token" ] && echo "W and R:   curl --location-trusted -X PUT ${U[0]}/config -H 'Authorization: Bearer $token' -d '{\"w\":3,\"r\":3}'"

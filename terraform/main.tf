@@ -2,8 +2,20 @@
 # Docker CLI by Terraform's built-in terraform_data resource (no provider has
 # to be downloaded). `terraform apply` builds the image, creates a dedicated
 # network and five containers with ports published on host_ip, and waits
-# until every container reports healthy; `terraform destroy` removes the
-# containers and the network. Everything created carries the label app=kvdb.
+# until every container reports healthy and, in leader-follower configs,
+# until a leader accepts writes; `terraform destroy` removes the containers
+# and the network. Everything created carries the label app=kvdb.
+#
+# Leader-follower failover: the nodes elect their leader with raft
+# (hashicorp/raft), carried over each node's own HTTP port (an HTTP upgrade
+# at /internal/raft, guarded by the cluster token like every /internal/
+# endpoint), so no second port is published or opened between containers.
+# node1 founds the cluster and leads first (KVDB_LEADER=node1, KVDB_ROLE:
+# the starting role); after that the election decides. Every node knows
+# every member's published URL (KVDB_REDIRECT_URLS), so a follower
+# redirects a write (307) to whichever node leads now, at an address a
+# client outside Docker can reach. The election timings are variables
+# (election_heartbeat, election_timeout, leader_lease, leader_catchup_wait).
 #
 # Destroy-time provisioners may only reference self, so every name they need
 # is stored in the resource's input.
@@ -23,17 +35,23 @@ locals {
   container_port = 8080
 
   network = "${var.name_prefix}-net"
+  # The host clients use for the published ports (URLs in the outputs and
+  # in redirects): public_host, else host_ip (loopback for a wildcard).
+  public_host = var.public_host != "" ? var.public_host : (var.host_ip == "0.0.0.0" ? "127.0.0.1" : var.host_ip)
   nodes = {
     for i, id in local.node_ids : id => {
       index     = i
       container = "${var.name_prefix}-${id}"
       host_port = var.base_port + i
-      url       = "http://${var.host_ip}:${var.base_port + i}"
+      url       = "http://${local.public_host}:${var.base_port + i}"
     }
   }
   # Peers reach each other by container name on the dedicated network.
   peers      = join(",", [for id in local.node_ids : "${id}=http://${local.nodes[id].container}:${local.container_port}"])
   leader_url = local.leader_follower ? local.nodes[local.leader_id].url : null
+  # Where a follower sends clients (307) when that member leads: its
+  # published URL, not the container name only the Docker network resolves.
+  redirect_urls = join(",", [for id in local.node_ids : "${id}=${local.nodes[id].url}"])
 
   labels = merge(var.labels, {
     "app"          = "kvdb"
@@ -108,7 +126,7 @@ resource "terraform_data" "node" {
     delays          = var.delays
     peers           = local.peers
     port            = "${var.host_ip}:${each.value.host_port}"
-    leader_url      = local.leader_url
+    redirect_urls   = local.redirect_urls
     labels          = local.label_args
     token           = local.cluster_token
     request_timeout = var.request_timeout
@@ -116,6 +134,7 @@ resource "terraform_data" "node" {
     retry_for       = var.retry_for
     log_level       = var.log_level
     health_interval = var.health_interval
+    election        = join(",", [var.election_heartbeat, var.election_timeout, var.leader_lease, var.leader_catchup_wait])
     extra_env       = jsonencode(var.extra_env)
   }
   input = { container = each.value.container, url = each.value.url }
@@ -125,22 +144,28 @@ resource "terraform_data" "node" {
   provisioner "local-exec" {
     # Values travel as environment variables (docker run -e NAME copies the
     # caller's value), so no secret or odd character ends up in the command.
+    # An empty value is the node's default (kvdb serve ignores empty KVDB_*
+    # variables): leaderless nodes get no leader, role or election settings.
     environment = merge(var.extra_env, {
-      KVDB_ID              = each.key
-      KVDB_LISTEN          = ":${local.container_port}"
-      KVDB_MODE            = local.preset.mode
-      KVDB_PEERS           = local.peers
-      KVDB_LEADER          = local.leader_follower ? local.leader_id : ""
-      KVDB_ROLE            = local.leader_follower ? (each.key == local.leader_id ? "leader" : "follower") : ""
-      KVDB_LEADER_URL      = local.leader_follower ? local.leader_url : ""
-      KVDB_W               = tostring(local.preset.w)
-      KVDB_R               = tostring(local.preset.r)
-      KVDB_DELAYS          = var.delays
-      KVDB_REQUEST_TIMEOUT = var.request_timeout
-      KVDB_PEER_TIMEOUT    = var.peer_timeout
-      KVDB_RETRY_FOR       = var.retry_for
-      KVDB_CLUSTER_TOKEN   = local.cluster_token
-      KVDB_LOG_LEVEL       = var.log_level
+      KVDB_ID                  = each.key
+      KVDB_LISTEN              = ":${local.container_port}"
+      KVDB_MODE                = local.preset.mode
+      KVDB_PEERS               = local.peers
+      KVDB_LEADER              = local.leader_follower ? local.leader_id : ""
+      KVDB_ROLE                = local.leader_follower ? (each.key == local.leader_id ? "leader" : "follower") : ""
+      KVDB_REDIRECT_URLS       = local.leader_follower ? local.redirect_urls : ""
+      KVDB_ELECTION_HEARTBEAT  = local.leader_follower ? var.election_heartbeat : ""
+      KVDB_ELECTION_TIMEOUT    = local.leader_follower ? var.election_timeout : ""
+      KVDB_LEADER_LEASE        = local.leader_follower ? var.leader_lease : ""
+      KVDB_LEADER_CATCHUP_WAIT = local.leader_follower ? var.leader_catchup_wait : ""
+      KVDB_W                   = tostring(local.preset.w)
+      KVDB_R                   = tostring(local.preset.r)
+      KVDB_DELAYS              = var.delays
+      KVDB_REQUEST_TIMEOUT     = var.request_timeout
+      KVDB_PEER_TIMEOUT        = var.peer_timeout
+      KVDB_RETRY_FOR           = var.retry_for
+      KVDB_CLUSTER_TOKEN       = local.cluster_token
+      KVDB_LOG_LEVEL           = var.log_level
     })
     command = join(" ", [
       "docker rm -f '${each.value.container}' >/dev/null 2>&1 || true;",
@@ -148,7 +173,8 @@ resource "terraform_data" "node" {
       "--network '${terraform_data.network.output.name}' ${local.label_args} --label 'kvdb.node=${each.key}'",
       "-p '${var.host_ip}:${each.value.host_port}:${local.container_port}'",
       "--health-interval '${var.health_interval}' --health-start-period 30s",
-      "-e KVDB_ID -e KVDB_LISTEN -e KVDB_MODE -e KVDB_PEERS -e KVDB_LEADER -e KVDB_ROLE -e KVDB_LEADER_URL",
+      "-e KVDB_ID -e KVDB_LISTEN -e KVDB_MODE -e KVDB_PEERS -e KVDB_LEADER -e KVDB_ROLE -e KVDB_REDIRECT_URLS",
+      "-e KVDB_ELECTION_HEARTBEAT -e KVDB_ELECTION_TIMEOUT -e KVDB_LEADER_LEASE -e KVDB_LEADER_CATCHUP_WAIT",
       "-e KVDB_W -e KVDB_R -e KVDB_DELAYS -e KVDB_REQUEST_TIMEOUT -e KVDB_PEER_TIMEOUT -e KVDB_RETRY_FOR",
       "-e KVDB_CLUSTER_TOKEN -e KVDB_LOG_LEVEL ${join(" ", [for k in sort(keys(var.extra_env)) : "-e ${k}"])}",
       "'${var.image}' serve",
@@ -164,8 +190,37 @@ resource "terraform_data" "node" {
   }
 }
 
-# Apply finishes only once every node reports healthy (bounded by
-# ready_timeout); on timeout it prints the logs of the node that is not.
+# Apply finishes only once every node reports healthy and, in
+# leader-follower configs, a node reports that it leads and accepts writes
+# (role leader, not catching up) — bounded by ready_timeout; on timeout it
+# prints the logs of the node that is not ready. The leader check reads
+# /health inside the containers (`kvdb healthcheck` prints it), so it needs
+# nothing on the host but the Docker CLI.
+locals {
+  wait_leader = <<-EOT
+    while :; do
+      leader=""
+      for c in ${join(" ", [for id in local.node_ids : "'${local.nodes[id].container}'"])}; do
+        h=$(docker exec "$c" /kvdb healthcheck 2>/dev/null || true)
+        case "$h" in
+          *'"leader_catching_up":true'*) ;;
+          *'"role":"leader"'*) leader="$c"; break ;;
+        esac
+      done
+      [ -n "$leader" ] && break
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "kvdb: no node leads and accepts writes after ${var.ready_timeout}s; their /health:" >&2
+        for c in ${join(" ", [for id in local.node_ids : "'${local.nodes[id].container}'"])}; do
+          echo "$c: $(docker exec "$c" /kvdb healthcheck 2>&1 || true)" >&2
+        done
+        exit 1
+      fi
+      sleep 0.2
+    done
+    echo "kvdb: $leader leads and accepts writes"
+  EOT
+}
+
 resource "terraform_data" "ready" {
   triggers_replace = [for id in local.node_ids : terraform_data.node[id].id]
 
@@ -186,6 +241,7 @@ resource "terraform_data" "ready" {
         done
       done
       echo "kvdb: all 5 nodes healthy (config ${var.config}, delays ${var.delays})"
+      ${local.leader_follower ? local.wait_leader : ""}
     EOT
   }
 }

@@ -23,15 +23,20 @@ output "nodes" {
 }
 
 output "leader_url" {
-  description = "Published URL of the leader in leader-follower configs (clients send writes here; followers redirect them here with 307); null in leaderless."
+  description = "Published URL of the first leader in leader-follower configs (node1, which founds the cluster); null in leaderless. After a failover another node leads: every node's /health names it (leader), and followers redirect writes (307) to its published URL."
   value       = local.leader_url
   depends_on  = [terraform_data.ready]
 }
 
 output "write_url" {
-  description = "Where a client sends writes: the leader in leader-follower, node1 (any node would do) in leaderless."
+  description = "Where a client sends writes: node1 (the first leader in leader-follower; any node will do, followers redirect writes to whichever node leads; any node coordinates in leaderless)."
   value       = local.leader_follower ? local.leader_url : local.nodes["node1"].url
   depends_on  = [terraform_data.ready]
+}
+
+output "redirect_urls" {
+  description = "KVDB_REDIRECT_URLS given to the leader-follower nodes: each member's published URL, where followers send writes when it leads; null in leaderless."
+  value       = local.leader_follower ? local.redirect_urls : null
 }
 
 output "network" {

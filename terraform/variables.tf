@@ -127,6 +127,65 @@ variable "retry_for" {
   }
 }
 
+variable "public_host" {
+  description = "Host name or IPv4 address clients use to reach the published ports: the node URLs in the outputs and the URL a follower redirects a write to (307) when that node leads (KVDB_REDIRECT_URLS). Empty: host_ip (127.0.0.1 when host_ip is 0.0.0.0)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9.-]*$", var.public_host))
+    error_message = "The public_host must be a host name or an IPv4 address."
+  }
+}
+
+# Leader-follower failover (raft, package consensus). The defaults are the
+# node's own (kvdb serve -h): a dead leader is replaced and writes are
+# accepted again within about 2 s. Leaderless configs ignore them.
+
+variable "election_heartbeat" {
+  description = "Leader-follower: a follower that hears nothing from the leader for this long (randomized to 1-2x) starts an election; the leader heartbeats ten times as often (KVDB_ELECTION_HEARTBEAT). Lower: faster failover, more spurious elections on a busy machine."
+  type        = string
+  default     = "500ms"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.election_heartbeat))
+    error_message = "The election_heartbeat must be a Go duration such as 500ms or 1s."
+  }
+}
+
+variable "election_timeout" {
+  description = "Leader-follower: how long a candidate waits for votes before it tries again, randomized to 1-2x; at least election_heartbeat (KVDB_ELECTION_TIMEOUT)."
+  type        = string
+  default     = "500ms"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.election_timeout))
+    error_message = "The election_timeout must be a Go duration such as 500ms or 1s."
+  }
+}
+
+variable "leader_lease" {
+  description = "Leader-follower: a leader that reaches no majority for this long steps down and stops acknowledging writes; at most election_heartbeat (KVDB_LEADER_LEASE)."
+  type        = string
+  default     = "250ms"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.leader_lease))
+    error_message = "The leader_lease must be a Go duration such as 250ms."
+  }
+}
+
+variable "leader_catchup_wait" {
+  description = "Leader-follower: how long a newly elected leader tries to copy N-W+1 nodes (itself included) before it accepts writes anyway, reporting possible loss of acknowledged writes in /health and /metrics (KVDB_LEADER_CATCHUP_WAIT). Only W=1 with the old leader dead (w1r5) ever waits this long."
+  type        = string
+  default     = "1s"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.leader_catchup_wait))
+    error_message = "The leader_catchup_wait must be a Go duration such as 1s."
+  }
+}
+
 variable "log_level" {
   description = "Node log level: debug, info, warn or error."
   type        = string

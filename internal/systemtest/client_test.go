@@ -447,9 +447,29 @@ func (w *workload) ackedCount() int {
 
 // awaitConvergence polls /local_read of every written key on the nodes
 // until they all hold the same version (or all lack the key), within
-// timeout. It returns how long that took.
+// timeout, and fails the test if they do not. It returns how long that took.
 func (w *workload) awaitConvergence(t *testing.T, timeout time.Duration, nodes ...*node) time.Duration {
 	t.Helper()
+	d, diverged, all := w.converge(timeout, nodes...)
+	if len(diverged) == 0 {
+		t.Logf("replicas %s converged on all %d written keys in %v", ids(nodes), all, d.Round(time.Millisecond))
+		return d
+	}
+	for i, d := range diverged {
+		if i == 10 {
+			break
+		}
+		t.Errorf("not converged after %v: %s", timeout, d)
+	}
+	t.Fatalf("%d of %d keys still differ between %s after %v", len(diverged), all, ids(nodes), timeout)
+	return d
+}
+
+// converge polls /local_read of every written key on the nodes until they
+// all hold the same version (or all lack the key), or timeout passes. It
+// returns how long it waited, the keys that still differ (none once
+// converged) and how many keys it checked.
+func (w *workload) converge(timeout time.Duration, nodes ...*node) (time.Duration, []divergence, int) {
 	w.mu.Lock()
 	keys := make([]string, 0, len(w.written))
 	for k := range w.written {
@@ -462,19 +482,8 @@ func (w *workload) awaitConvergence(t *testing.T, timeout time.Duration, nodes .
 	deadline := start.Add(timeout)
 	for {
 		diverged := w.diverged(keys, nodes)
-		if len(diverged) == 0 {
-			d := time.Since(start)
-			t.Logf("replicas %s converged on all %d written keys in %v", ids(nodes), all, d.Round(time.Millisecond))
-			return d
-		}
-		if time.Now().After(deadline) {
-			for i, d := range diverged {
-				if i == 10 {
-					break
-				}
-				t.Errorf("not converged after %v: %s", timeout, d)
-			}
-			t.Fatalf("%d of %d keys still differ between %s after %v", len(diverged), all, ids(nodes), timeout)
+		if len(diverged) == 0 || time.Now().After(deadline) {
+			return time.Since(start), diverged, all
 		}
 		keys = keysOf(diverged)
 		time.Sleep(200 * time.Millisecond)

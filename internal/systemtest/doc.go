@@ -16,6 +16,17 @@
 //
 //	KVDB_DOCKER_TESTS=1 go test -count=1 -v ./internal/systemtest/
 //
+// Leader failover (failover_test.go): in leader-follower clusters the
+// leader is killed, paused and disconnected in turn under a load of
+// clients writing through the other nodes with the public client; writes
+// must be acknowledged again within 5 s, nothing acknowledged may be lost,
+// and the old leader must rejoin as a follower. TestFailoverMeasure, off
+// unless KVDB_FAILOVER_TRIALS is set, repeats the leader kill and reports
+// the write-unavailability window and the acknowledged writes lost:
+//
+//	KVDB_DOCKER_TESTS=1 KVDB_FAILOVER_TRIALS=10 go test -count=1 -timeout 30m -v \
+//	    -run TestFailoverMeasure ./internal/systemtest/
+//
 // KVDB_TEST_IMAGE names an existing image to test instead of building
 // kvdb:latest with `make image` (once per test binary). KVDB_TEST_SLACK
 // (default 2s) is the margin over the nodes' 2s request timeout within

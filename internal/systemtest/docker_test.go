@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -274,64 +276,96 @@ func startCluster(t *testing.T, spec clusterSpec) *cluster {
 		c.nodes = append(c.nodes, n)
 		peers = append(peers, fmt.Sprintf("%s=http://%s:8080", n.ID, n.Container))
 	}
-	// node1 starts first, so followers know the leader's published URL for
-	// their 307s (runNode sets KVDB_LEADER_URL).
-	for i, n := range c.nodes {
-		env := map[string]string{
-			"KVDB_ID":              n.ID,
-			"KVDB_MODE":            spec.Mode,
-			"KVDB_PEERS":           strings.Join(peers, ","),
-			"KVDB_W":               fmt.Sprint(spec.W),
-			"KVDB_R":               fmt.Sprint(spec.R),
-			"KVDB_DELAYS":          spec.Delays,
-			"KVDB_REQUEST_TIMEOUT": spec.RequestTimeout.String(),
-			"KVDB_PEER_TIMEOUT":    spec.PeerTimeout.String(),
-			"KVDB_RETRY_FOR":       spec.RetryFor.String(),
-			"KVDB_CLUSTER_TOKEN":   c.token,
-			"KVDB_LOG_LEVEL":       "info",
-		}
-		if spec.Mode == "leader-follower" {
-			env["KVDB_ROLE"] = map[bool]string{true: "leader", false: "follower"}[i == 0]
-		}
-		c.runNode(n, env)
+	env := map[string]string{
+		"KVDB_MODE":            spec.Mode,
+		"KVDB_PEERS":           strings.Join(peers, ","),
+		"KVDB_W":               fmt.Sprint(spec.W),
+		"KVDB_R":               fmt.Sprint(spec.R),
+		"KVDB_DELAYS":          spec.Delays,
+		"KVDB_REQUEST_TIMEOUT": spec.RequestTimeout.String(),
+		"KVDB_PEER_TIMEOUT":    spec.PeerTimeout.String(),
+		"KVDB_RETRY_FOR":       spec.RetryFor.String(),
+		"KVDB_CLUSTER_TOKEN":   c.token,
+		"KVDB_LOG_LEVEL":       "info",
 	}
+	if spec.Mode == "leader-follower" {
+		// node1 founds the cluster and leads first; after that the
+		// election (raft over each node's HTTP port, token-protected)
+		// decides. Followers redirect writes to the published URL of
+		// whichever node leads (KVDB_REDIRECT_URLS, set by startNodes).
+		env["KVDB_LEADER"] = "node1"
+	}
+	c.startNodes(env)
 	c.client = newClient(t, spec.RequestTimeout+testSlack()+3*time.Second)
 	c.waitHealthy(30*time.Second, c.nodes...)
+	if spec.Mode == "leader-follower" {
+		if l := c.waitLeader(30*time.Second, c.nodes...); l.ID != "node1" {
+			t.Fatalf("%s leads, want the founding member node1 to lead first", l.ID)
+		}
+	}
 	t.Logf("cluster %s: %s W=%d R=%d delays=%s request-timeout=%v peer-timeout=%v, image %s, nodes %s",
 		c.id, spec.Mode, spec.W, spec.R, spec.Delays, spec.RequestTimeout, spec.PeerTimeout, img, c.urls())
 	return c
 }
 
-// runNode starts n's container, publishing 8080 on a free loopback port
-// (retried with another port if a race took it).
-func (c *cluster) runNode(n *node, env map[string]string) {
+// startNodes starts the five containers with env (plus each node's ID and
+// role), each publishing 8080 on a free loopback port. Every node is told
+// every member's published URL up front (KVDB_REDIRECT_URLS), so the ports
+// are chosen before any container starts; if a race took one, every
+// container started so far is removed and all five start again on new
+// ports.
+func (c *cluster) startNodes(common map[string]string) {
 	t := c.t
 	t.Helper()
 	var lastErr error
 	for range 5 {
-		n.port = freePort(t)
-		n.URL = fmt.Sprintf("http://127.0.0.1:%d", n.port)
-		if n.ID != "node1" && c.spec.Mode == "leader-follower" {
-			env["KVDB_LEADER_URL"] = c.nodes[0].URL
+		used := map[int]bool{}
+		var redirects []string
+		for _, n := range c.nodes {
+			n.port = freePort(t)
+			for used[n.port] {
+				n.port = freePort(t)
+			}
+			used[n.port] = true
+			n.URL = fmt.Sprintf("http://127.0.0.1:%d", n.port)
+			redirects = append(redirects, n.ID+"="+n.URL)
 		}
-		args := []string{"run", "-d", "--name", n.Container, "--hostname", n.Container, "--network", c.network,
-			"--label", labelApp, "--label", labelSuite, "--label", "kvdb.test=" + c.id, "--label", "kvdb.node=" + n.ID,
-			"-p", fmt.Sprintf("127.0.0.1:%d:8080", n.port)}
-		for k, v := range env {
-			args = append(args, "-e", k+"="+v)
+		lastErr = nil
+		for i, n := range c.nodes {
+			env := maps.Clone(common)
+			env["KVDB_ID"] = n.ID
+			if c.spec.Mode == "leader-follower" {
+				env["KVDB_REDIRECT_URLS"] = strings.Join(redirects, ",")
+				env["KVDB_ROLE"] = map[bool]string{true: "leader", false: "follower"}[i == 0] // the starting role
+			}
+			if lastErr = c.runNode(n, env); lastErr != nil {
+				break
+			}
 		}
-		args = append(args, c.image, "serve")
-		_, err := docker(context.Background(), args...)
-		if err == nil {
+		if lastErr == nil {
 			return
 		}
-		lastErr = err
-		docker(context.Background(), "rm", "-f", n.Container)
-		if !strings.Contains(err.Error(), "address already in use") && !strings.Contains(err.Error(), "port is already allocated") {
+		for _, n := range c.nodes {
+			docker(context.Background(), "rm", "-f", n.Container)
+		}
+		if !strings.Contains(lastErr.Error(), "address already in use") && !strings.Contains(lastErr.Error(), "port is already allocated") {
 			break
 		}
 	}
-	t.Fatalf("start %s: %v", n.Container, lastErr)
+	t.Fatalf("start cluster %s: %v", c.id, lastErr)
+}
+
+// runNode starts n's container, publishing 8080 on n.port.
+func (c *cluster) runNode(n *node, env map[string]string) error {
+	args := []string{"run", "-d", "--name", n.Container, "--hostname", n.Container, "--network", c.network,
+		"--label", labelApp, "--label", labelSuite, "--label", "kvdb.test=" + c.id, "--label", "kvdb.node=" + n.ID,
+		"-p", fmt.Sprintf("127.0.0.1:%d:8080", n.port)}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		args = append(args, "-e", k+"="+env[k])
+	}
+	args = append(args, c.image, "serve")
+	_, err := docker(context.Background(), args...)
+	return err
 }
 
 func (c *cluster) urls() string {

@@ -11,9 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	kvclient "github.com/kvdb/kvdb/client"
 )
 
 // terraformBinary finds terraform (TERRAFORM, else PATH) or skips.
@@ -111,6 +114,9 @@ func TestTerraformApplyDestroy(t *testing.T) {
 		"delays":      "none",
 		"source_dir":  root,
 		"labels":      map[string]string{"kvdb.test": id, "kvdb.systemtest": "1"},
+		// One election setting away from its default, to see it reach
+		// the nodes.
+		"leader_catchup_wait": "1500ms",
 	}
 	if img := os.Getenv("KVDB_TEST_IMAGE"); img != "" {
 		vars["image"], vars["build_image"] = img, false
@@ -198,6 +204,49 @@ func TestTerraformApplyDestroy(t *testing.T) {
 	if r := cl.set(urls[1], key, "x", 0); r.Err != nil || r.Status != http.StatusTemporaryRedirect || r.Location != outputs.LeaderURL.Value+"/set" {
 		t.Errorf("set via follower %s: want 307 to %s/set, got %d %q %v", urls[1], outputs.LeaderURL.Value, r.Status, r.Location, r.Err)
 	}
+
+	// What failover needs reached the nodes: every member's published URL
+	// (where followers redirect writes when it leads), the founding
+	// leader, the election settings and a token (raft's connections
+	// between containers need one).
+	var redirects []string
+	for i, u := range urls {
+		redirects = append(redirects, fmt.Sprintf("node%d=%s", i+1, u))
+	}
+	env := mustDocker(t, "inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", id+"-node2")
+	for _, want := range []string{"KVDB_REDIRECT_URLS=" + strings.Join(redirects, ","), "KVDB_LEADER=node1", "KVDB_ROLE=follower",
+		"KVDB_ELECTION_HEARTBEAT=500ms", "KVDB_ELECTION_TIMEOUT=500ms", "KVDB_LEADER_LEASE=250ms", "KVDB_LEADER_CATCHUP_WAIT=1500ms"} {
+		if !strings.Contains(env, want+"\n") {
+			t.Errorf("node2's environment lacks %s", want)
+		}
+	}
+	if !strings.Contains(env, "KVDB_CLUSTER_TOKEN=") || strings.Contains(env, "KVDB_CLUSTER_TOKEN=\n") {
+		t.Errorf("node2 has no cluster token")
+	}
+
+	// Failover through the deployment: kill the leader; a write sent to a
+	// follower's published port, following its redirect, is acknowledged
+	// by the new leader (W=3 with four nodes), which the redirect names by
+	// its published URL.
+	mustDocker(t, "kill", id+"-node1")
+	killed := time.Now()
+	fo, err := kvclient.New(kvclient.Config{Timeout: time.Second,
+		Retry: kvclient.RetryPolicy{MaxAttempts: 100, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fo.Close()
+	var res kvclient.SetResult
+	waitFor(t, 20*time.Second, "a write through node3 after the leader's death", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err = fo.Set(ctx, id+"-after-kill", "v", kvclient.At(urls[2]))
+		return err == nil
+	})
+	if res.Node == "node1" || !slices.Contains(urls, res.Endpoint) {
+		t.Errorf("write after the leader's death: coordinated by %s at %s, want a new leader at one of %v", res.Node, res.Endpoint, urls)
+	}
+	t.Logf("leader killed: a write through node3 was acknowledged by the new leader %s (%s) %v later", res.Node, res.Endpoint, time.Since(killed).Round(time.Millisecond))
 
 	_, d, err = terraform(t, tf, dir, 3*time.Minute, append([]string{"destroy", "-auto-approve", "-input=false", "-no-color"}, varArgs...)...)
 	if err != nil {
