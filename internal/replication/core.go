@@ -40,6 +40,9 @@ type core struct {
 	// only rises under it for writing.
 	term  atomic.Uint64
 	fence sync.RWMutex
+	// onRepair, if set, sees the updates ApplyReplicas applied (a leader
+	// passes the repairs among them on to its followers; see term.go).
+	onRepair func([]Update)
 }
 
 func newCore(cfg Config, st *store.Store, peers []Peer) (*core, error) {
@@ -156,9 +159,12 @@ func (c *core) ApplyReplicas(ctx context.Context, us []Update) error {
 	if !sleep(ctx, c.cfg.Delays.Apply) {
 		return ctx.Err()
 	}
-	applied, err := c.apply(us...)
-	c.met.replicaUpdates.WithLabelValues("applied").Add(float64(applied))
-	c.met.replicaUpdates.WithLabelValues("stale").Add(float64(len(us) - applied))
+	fresh, err := c.applyFresh(us...)
+	c.met.replicaUpdates.WithLabelValues("applied").Add(float64(len(fresh)))
+	c.met.replicaUpdates.WithLabelValues("stale").Add(float64(len(us) - len(fresh)))
+	if c.onRepair != nil && len(fresh) > 0 {
+		c.onRepair(fresh)
+	}
 	return err
 }
 
@@ -211,18 +217,25 @@ func (c *core) checkVersion(v uint64) error {
 // term.go): one from a term older than this node knows is refused with
 // *StaleTermError, and nothing of the batch is applied.
 func (c *core) apply(us ...Update) (int, error) {
+	fresh, err := c.applyFresh(us...)
+	return len(fresh), err
+}
+
+// applyFresh is apply, returning the updates that were applied (those newer
+// than the copy held).
+func (c *core) applyFresh(us ...Update) ([]Update, error) {
 	c.observeUpdateTerms(us)
 	c.fence.RLock()
 	defer c.fence.RUnlock()
 	if err := c.checkFence(us); err != nil {
-		return 0, err
+		return nil, err
 	}
 	for _, u := range us {
 		c.clock.Observe(u.Version)
 	}
 	if j := c.cfg.Journal; j != nil {
 		if err := j.Err(); err != nil {
-			return 0, fmt.Errorf("%w: %v", ErrStorage, err)
+			return nil, fmt.Errorf("%w: %v", ErrStorage, err)
 		}
 		fresh := us[:0:0]
 		for _, u := range us {
@@ -233,15 +246,15 @@ func (c *core) apply(us ...Update) (int, error) {
 		if len(fresh) > 0 {
 			if err := j.Append(fresh...); err != nil {
 				c.log.Error("write-ahead log append failed: this node acknowledges nothing more until it restarts", "err", err)
-				return 0, fmt.Errorf("%w: %v", ErrStorage, err)
+				return nil, fmt.Errorf("%w: %v", ErrStorage, err)
 			}
 		}
 		us = fresh
 	}
-	applied := 0
+	applied := us[:0:0]
 	for _, u := range us {
 		if _, ok := c.store.Apply(u.Key, u.Value, u.Version); ok {
-			applied++
+			applied = append(applied, u)
 		}
 	}
 	return applied, nil

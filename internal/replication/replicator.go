@@ -157,7 +157,11 @@ func New(cfg Config, st *store.Store, peers []Peer) (*Engine, error) {
 	if c.cfg.Mode == Leaderless {
 		e.arch = leaderless{c}
 	} else {
-		e.arch = &leaderFollower{core: c}
+		lf := &leaderFollower{core: c}
+		if c.cfg.Elector != nil {
+			c.onRepair = lf.forwardRepairs
+		}
+		e.arch = lf
 	}
 	return e, nil
 }

@@ -276,6 +276,9 @@ func (l *leaderFollower) leaderCatchUp(ctx context.Context, term uint64) {
 		copied++
 	}
 	cancel()
+	// The copies cut short may still be applying a batch: let them end
+	// before followers copy this node's state.
+	wg.Wait()
 	if ctx.Err() != nil {
 		return // deposed or closing: the next view takes over
 	}
@@ -299,11 +302,17 @@ func (l *leaderFollower) leaderCatchUp(ctx context.Context, term uint64) {
 	st.phase = leading
 }
 
-// followerSync copies the new leader's state once it has caught up, so
-// that this follower holds every write acknowledged before the change even
-// if the old leader's replication to it was cut short (and refused as
-// stale once the new term was known). It retries until it succeeds or the
-// view changes.
+// followerSync reconciles this follower with its new leader once the
+// leader has caught up. It copies the leader's state, so that it holds
+// every write acknowledged before the change even if the old leader's
+// replication to it was cut short (and refused as stale once the new term
+// was known). Then it sends the leader, as repairs, every entry it holds
+// that the leader lacks or holds older — writes of the old leader that
+// reached some followers but neither the new leader nor the copies it made
+// (never acknowledged, or acknowledged with a W below the configured one)
+// — and the leader passes them on to every follower (forwardRepairs): so
+// the replicas converge instead of disagreeing on them forever. It retries
+// until it succeeds or the view changes.
 func (l *leaderFollower) followerSync(ctx context.Context, v Leadership) {
 	k := l.linkTo(v.Leader)
 	if k == nil {
@@ -311,15 +320,89 @@ func (l *leaderFollower) followerSync(ctx context.Context, v Leadership) {
 	}
 	backoff := minBackoff
 	for {
-		n, err := l.copyFrom(ctx, k, v.Term)
+		pulled, pushed, err := l.syncWith(ctx, k, v.Term)
 		if err == nil {
-			l.log.Info("synced from the new leader", "leader", v.Leader, "term", v.Term, "entries", n)
+			l.log.Info("synced with the new leader", "leader", v.Leader, "term", v.Term, "copied", pulled, "sent", pushed)
 			return
 		}
 		if !sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// syncWith copies k's state (fencing it at term), noting the version of
+// every key it holds, then hints to k, as repairs, the entries this node
+// holds newer. It returns the entries copied and sent.
+func (l *leaderFollower) syncWith(ctx context.Context, k *link, term uint64) (pulled, pushed int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, copyTimeout)
+	defer cancel()
+	theirs := map[string]uint64{}
+	batch := make([]Update, 0, 256)
+	flush := func() error {
+		_, err := l.apply(batch...)
+		batch = batch[:0]
+		return err
+	}
+	err = k.Snapshot(ctx, term, func(u Update) error {
+		if err := l.checkVersion(u.Version); err != nil {
+			l.met.invalid.Inc()
+			return nil
+		}
+		theirs[u.Key] = u.Version
+		pulled++
+		if batch = append(batch, u); len(batch) == cap(batch) {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return pulled, 0, err
+	}
+	var mine []Update
+	_ = l.store.Snapshot(func(key, value string, version uint64) error {
+		if version > theirs[key] {
+			mine = append(mine, Update{Key: key, Value: value, Version: version})
+		}
+		return nil
+	})
+	for _, u := range mine {
+		l.hintFor(k, u, true)
+	}
+	return pulled, len(mine), nil
+}
+
+// forwardRepairs passes repairs this node applied as the leader on to
+// every follower (as repairs: they carry versions that already exist). A
+// follower reconciling with a new leader sends it what only it holds
+// (syncWith); this spreads that to the rest. Repairs of other kinds (a
+// follower's read repair of the leader) are forwarded too, which costs a
+// message per follower and changes nothing where they already hold it.
+func (l *leaderFollower) forwardRepairs(us []Update) {
+	var repairs []Update
+	for _, u := range us {
+		if u.Term == 0 {
+			repairs = append(repairs, u)
+		}
+	}
+	if len(repairs) == 0 {
+		return
+	}
+	st := &l.lead
+	st.mu.Lock()
+	leads := st.view.Self && st.phase == leading
+	st.mu.Unlock()
+	if !leads {
+		return
+	}
+	for _, k := range l.links {
+		for _, u := range repairs {
+			l.hintFor(k, u, true)
+		}
 	}
 }
 

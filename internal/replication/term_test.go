@@ -260,3 +260,28 @@ func TestDeposedLeaderWritesConvergeAsRepairs(t *testing.T) {
 		t.Fatalf("fresh term-2 write at n2: %v, want ErrStaleTerm", err)
 	}
 }
+
+// A follower holding a write that neither the new leader nor its catch-up
+// sources hold (the old leader's, never acknowledged) sends it to the
+// leader when it syncs, and the leader passes it on: the replicas converge.
+func TestFollowerSyncReconciles(t *testing.T) {
+	lead, leadEl := electedCluster(t, 5, Leadership{Leader: "n1", Term: 3, Self: true}, nil)
+	lead.rep.LeaderChanged(leadEl.Leadership())
+	waitFor(t, "the leader leading", func() bool { return !lead.rep.Info().CatchingUp })
+	lead.st.Apply("shared", "x", v(2, 1))
+	fol, folEl := electedCluster(t, 5, Leadership{Leader: "n1", Term: 3}, func(c *Config) { c.Self = "n2" })
+	fol.st.Apply("zombie", "z", v(2, 7)) // only here
+	fol.st.Apply("shared", "old", v(1, 1))
+	fol.peer("n1").target = lead.rep
+	lead.peer("n2").target = fol.rep
+	fol.rep.LeaderChanged(folEl.Leadership())
+	waitFor(t, "the follower to copy the leader", func() bool {
+		e, ok := fol.rep.LocalRead("shared")
+		return ok && e.Version == v(2, 1)
+	})
+	waitFor(t, "the leader to get the follower's write", func() bool {
+		e, ok := lead.rep.LocalRead("zombie")
+		return ok && e.Version == v(2, 7)
+	})
+	waitFor(t, "the other followers to get it from the leader", allHave("zombie", v(2, 7), lead.peer("n3"), lead.peer("n4"), lead.peer("n5")))
+}
