@@ -153,10 +153,19 @@ type Health struct {
 	Mode   string `json:"mode"`
 	Role   string `json:"role"`
 	Leader string `json:"leader,omitempty"`
-	W      int    `json:"w"`
-	R      int    `json:"r"`
-	N      int    `json:"n"`
-	Delays string `json:"delays"`
+	// Term is the election term (leader-follower).
+	Term uint64 `json:"term,omitempty"`
+	// LeaderCatchingUp: this node was just elected and copies the state it
+	// needs before it accepts writes.
+	LeaderCatchingUp bool `json:"leader_catching_up,omitempty"`
+	// PossibleLoss, if set, says this node's last catch-up as a new leader
+	// could not reach enough nodes: writes acknowledged before that
+	// election may have been lost.
+	PossibleLoss string `json:"possible_loss,omitempty"`
+	W            int    `json:"w"`
+	R            int    `json:"r"`
+	N            int    `json:"n"`
+	Delays       string `json:"delays"`
 	// DelayProfile is the node's delay profile as it sent it.
 	DelayProfile json.RawMessage `json:"delay_profile,omitempty"`
 	Keys         int             `json:"keys"`
