@@ -15,6 +15,7 @@ import (
 
 	kvclient "github.com/kvdb/kvdb/client"
 	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/hops"
 	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/server"
@@ -554,4 +555,39 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// The nodes measure their messages' hops: under the paper profile scaled
+// by 0.1 a replication message is applied 10 ms after it was sent (the
+// apply delay), and a peer read reads its copy 5 ms after (the read
+// delay); the way back takes neither.
+func TestHopsMeasured(t *testing.T) {
+	d, err := replication.ParseDelays("paper*0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, cluster.Config{Preset: "w3r3", Node: node.Config{Replication: replication.Config{Delays: d}}})
+	cl := newClient(t)
+	urls := c.URLs()
+	for i := range 3 {
+		mustStatus(t, "write", cl.set(urls[0], "k"+value(i), "v"), http.StatusCreated)
+		mustStatus(t, "read", cl.getQ(urls[0], "k"+value(i), "r=3"), http.StatusOK)
+	}
+	rec := c.Nodes()[0].Hops()
+	check := func(k hops.Kind, lo, hi time.Duration) {
+		t.Helper()
+		s := rec.Samples(k)
+		if len(s) == 0 {
+			t.Fatalf("no %s samples", k)
+		}
+		for _, x := range s {
+			if x < lo || x > hi {
+				t.Fatalf("%s hop %v outside [%v, %v]", k, x, lo, hi)
+			}
+		}
+	}
+	check(hops.Write, 10*time.Millisecond, time.Second)
+	check(hops.Ack, 0, time.Second)
+	check(hops.Read, 5*time.Millisecond, time.Second)
+	check(hops.Response, 0, time.Second)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/kvdb/kvdb/internal/consensus"
+	"github.com/kvdb/kvdb/internal/hops"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/server"
 	"github.com/kvdb/kvdb/internal/store"
@@ -241,6 +242,7 @@ type Node struct {
 	journalOnce sync.Once
 	rep         *replication.Engine
 	election    *consensus.Node // nil without an election
+	hops        *hops.Recorder
 	http        *http.Server
 	fresh       freshConns
 	log         *slog.Logger
@@ -260,6 +262,7 @@ func New(cfg Config) (*Node, error) {
 	rcfg, scfg := cfg.Replication, cfg.Server
 	rcfg.Registerer, scfg.Registry = reg, reg
 	client := transport.NewHTTPClient(rcfg.PeerTimeout, cfg.WrapTransport)
+	hopRec := hops.New(0, reg)
 	// Peer messages carry whatever the client API accepts.
 	limits := scfg.PeerLimits()
 	var peers []replication.Peer
@@ -270,7 +273,9 @@ func New(cfg Config) (*Node, error) {
 			continue
 		}
 		if cfg.Network == nil {
-			peers = append(peers, transport.NewHTTPPeer(m.ID, m.URL, scfg.ClusterToken, client, limits))
+			p := transport.NewHTTPPeer(m.ID, m.URL, scfg.ClusterToken, client, limits)
+			p.RecordHops(hopRec)
+			peers = append(peers, p)
 		}
 	}
 	if cfg.Network != nil {
@@ -304,7 +309,7 @@ func New(cfg Config) (*Node, error) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kvdb_store_keys", Help: "Keys held by this node.",
 	}, func() float64 { return float64(st.Len()) }))
-	n := &Node{cfg: cfg, client: client, log: cfg.Logger, url: self, catchDone: make(chan struct{}), journal: journal}
+	n := &Node{cfg: cfg, client: client, log: cfg.Logger, url: self, catchDone: make(chan struct{}), journal: journal, hops: hopRec}
 	if cfg.elected() {
 		ecfg := cfg.electionConfig()
 		ecfg.Registerer = reg
@@ -386,6 +391,11 @@ func (n *Node) Info() replication.Info { return n.rep.Info() }
 
 // Ready reports whether the node serves clients (it has caught up).
 func (n *Node) Ready() bool { return n.rep.Ready() }
+
+// Hops is what the node measured of its messages to its peers, as their
+// coordinator: one-way times of replication messages and reads (over HTTP
+// only; see package hops).
+func (n *Node) Hops() *hops.Recorder { return n.hops }
 
 // Pending is the number of writes whose background replication is still in
 // flight.

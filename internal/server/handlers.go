@@ -463,5 +463,6 @@ func (s *Server) handleInternalRead(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	stamp(w)
 	return writeJSON(w, http.StatusOK, transport.ReadResponse{Key: key, Value: e.Value, Version: e.Version, Found: ok})
 }

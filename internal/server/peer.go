@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/kvdb/kvdb/internal/replication"
@@ -87,6 +88,7 @@ func (s *Server) handleReplicate(w http.ResponseWriter, r *http.Request) error {
 	if err := s.replica.ApplyReplica(r.Context(), us[0]); err != nil {
 		return err
 	}
+	stamp(w)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -99,6 +101,7 @@ func (s *Server) handleReplicateBatch(w http.ResponseWriter, r *http.Request) er
 	if err := s.replica.ApplyReplicas(r.Context(), us); err != nil {
 		return err
 	}
+	stamp(w)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -146,4 +149,11 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) error {
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// stamp marks an answer with the moment the update was applied or the copy
+// read (transport.HeaderStamp), so the coordinator can split the round
+// trip into its two hops (package hops).
+func stamp(w http.ResponseWriter) {
+	w.Header()[transport.HeaderStamp] = []string{strconv.FormatInt(time.Now().UnixNano(), 10)}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/errcode"
+	"github.com/kvdb/kvdb/internal/hops"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/store"
 )
@@ -80,6 +81,30 @@ type HTTPPeer struct {
 	token  string
 	client *http.Client
 	limits Limits
+	hops   *hops.Recorder // nil: not recorded
+}
+
+// HeaderStamp is the header of a replica's answer to a replication message
+// or a read: when it applied the update or read its copy, in Unix
+// nanoseconds. The coordinator splits the round trip there (package hops).
+const HeaderStamp = "X-Kvdb-Stamp"
+
+// RecordHops makes the peer record the one-way times of its replication
+// messages and reads in rec (see package hops).
+func (p *HTTPPeer) RecordHops(rec *hops.Recorder) { p.hops = rec }
+
+// recordHop splits a call's round trip at the replica's stamp, if it gave
+// one.
+func (p *HTTPPeer) recordHop(out, back hops.Kind, sent time.Time, resp *http.Response) {
+	if p.hops == nil {
+		return
+	}
+	done := time.Now()
+	ns, err := strconv.ParseInt(resp.Header.Get(HeaderStamp), 10, 64)
+	if err != nil {
+		return
+	}
+	p.hops.Split(out, back, sent, time.Unix(0, ns), done)
 }
 
 // NewHTTPPeer returns a peer at baseURL. token, if not empty, is sent as a
@@ -104,10 +129,12 @@ func (p *HTTPPeer) ReplicateBatch(ctx context.Context, us []replication.Update) 
 }
 
 func (p *HTTPPeer) postUpdates(ctx context.Context, path string, us []replication.Update) error {
+	sent := time.Now()
 	resp, err := p.request(ctx, http.MethodPost, path, ContentTypeUpdates, EncodeUpdates(us))
 	if err != nil {
 		return err
 	}
+	p.recordHop(hops.Write, hops.Ack, sent, resp)
 	drain(resp)
 	return nil
 }
@@ -115,8 +142,15 @@ func (p *HTTPPeer) postUpdates(ctx context.Context, path string, us []replicatio
 // Read asks the peer for its copy of key.
 func (p *HTTPPeer) Read(ctx context.Context, key string) (store.Entry, bool, error) {
 	var rr ReadResponse
-	if err := p.do(ctx, http.MethodGet, PathRead+"?key="+url.QueryEscape(key), nil, &rr); err != nil {
+	sent := time.Now()
+	resp, err := p.request(ctx, http.MethodGet, PathRead+"?key="+url.QueryEscape(key), "", nil)
+	if err != nil {
 		return store.Entry{}, false, err
+	}
+	p.recordHop(hops.Read, hops.Response, sent, resp)
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&rr); err != nil {
+		return store.Entry{}, false, fmt.Errorf("decode %s answer: %w", PathRead, err)
 	}
 	return store.Entry{Value: rr.Value, Version: rr.Version}, rr.Found, nil
 }
