@@ -1,7 +1,7 @@
 // Package cluster starts a whole kvdb cluster inside one process: N nodes on
-// loopback ports, configured from a named preset (w5r1, w1r5, w3r3,
-// leaderless, leaderless-w3r3). `kvdb cluster`, the experiment runner and
-// the in-process tests all use it.
+// loopback ports, configured from a named preset (w5r1, w1r5, w3r3, w1r1,
+// leaderless, leaderless-w3r3, leaderless-w2r2, leaderless-w1r1). `kvdb
+// cluster`, the experiment runner and the in-process tests all use it.
 package cluster
 
 import (
@@ -29,13 +29,20 @@ type Preset struct {
 	W, R int
 }
 
-// Presets are the configurations the project measures, for N=5.
+// Presets are the configurations the project measures, for N=5. The
+// assignment's four (w5r1, w1r5, w3r3, leaderless) and leaderless-w3r3
+// have R+W>N; w1r1, leaderless-w1r1 and leaderless-w2r2 have R+W<=N, so
+// a read may miss an acknowledged write (partial quorums: the
+// configurations whose staleness package pbs predicts).
 var presets = map[string]Preset{
 	"w5r1":            {"w5r1", replication.LeaderFollower, 5, 1},
 	"w1r5":            {"w1r5", replication.LeaderFollower, 1, 5},
 	"w3r3":            {"w3r3", replication.LeaderFollower, 3, 3},
+	"w1r1":            {"w1r1", replication.LeaderFollower, 1, 1},
 	"leaderless":      {"leaderless", replication.Leaderless, 5, 1},
 	"leaderless-w3r3": {"leaderless-w3r3", replication.Leaderless, 3, 3},
+	"leaderless-w2r2": {"leaderless-w2r2", replication.Leaderless, 2, 2},
+	"leaderless-w1r1": {"leaderless-w1r1", replication.Leaderless, 1, 1},
 }
 
 // PresetNames lists the preset names, sorted.
