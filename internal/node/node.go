@@ -485,7 +485,8 @@ func (e elector) Barrier(ctx context.Context) error { return e.n.Barrier(ctx) }
 
 // ProposeQuorum maps the election's errors to replication's: not the
 // leader (or none known) to ErrNotLeader, a bad value to ErrInvalid, an
-// outcome it cannot tell to a timeout.
+// outcome it cannot tell to a timeout, an election already stopped to
+// ErrClosed (503 shutting_down).
 func (e elector) ProposeQuorum(ctx context.Context, w, r int) (uint64, error) {
 	idx, err := e.n.ProposeQuorum(ctx, w, r)
 	switch {
@@ -497,6 +498,8 @@ func (e elector) ProposeQuorum(ctx context.Context, w, r int) (uint64, error) {
 		return 0, fmt.Errorf("%w: %v", replication.ErrInvalid, err)
 	case errors.Is(err, consensus.ErrUnknownOutcome):
 		return 0, fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
+	case errors.Is(err, consensus.ErrClosed):
+		return 0, fmt.Errorf("%w: %v", replication.ErrClosed, err)
 	}
 	return 0, err
 }

@@ -206,12 +206,12 @@ func (c *core) deliver(l *link, us []Update) []error {
 		// unacknowledged writes converge like any other (lower-versioned
 		// than everything its successor writes) instead of lingering on
 		// this node alone.
+		// The peer refused the whole message: every update in it (repairs
+		// among them, in a mixed hint batch) goes back to the outbox.
 		for i, u := range us {
 			errs[i] = err
-			if u.Term != 0 {
-				u.Term = 0
-				c.hintFor(l, u, true)
-			}
+			u.Term = 0
+			c.hintFor(l, u, true)
 		}
 	case !errors.Is(err, ErrRefused):
 		for i := range errs {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -43,5 +44,19 @@ func TestCatchingUpCodeReachesPeer(t *testing.T) {
 	rep.catchingUp = false
 	if err := p.Probe(ctx); err != nil {
 		t.Fatalf("probe after catch-up: %v", err)
+	}
+}
+
+// A write that missed its quorum because peers know a newer term is a 503
+// quorum error to its client (its outcome is unknown: the deposed leader
+// applied it), not the peers' node-to-node 409.
+func TestQuorumErrorCausedByStaleTerm(t *testing.T) {
+	err := &replication.QuorumError{Op: "write", Acks: 1, Required: 3, N: 5,
+		Cause: &replication.StaleTermError{Term: 2, Current: 3}}
+	if status, code := classify(err); status != http.StatusServiceUnavailable || code != errcode.QuorumNotReached {
+		t.Fatalf("classify = %d %s, want 503 %s", status, code, errcode.QuorumNotReached)
+	}
+	if status, code := classify(&replication.StaleTermError{Term: 2, Current: 3}); status != http.StatusConflict || code != errcode.StaleTerm {
+		t.Fatalf("a replica's refusal: %d %s, want 409 %s", status, code, errcode.StaleTerm)
 	}
 }

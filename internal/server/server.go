@@ -413,10 +413,13 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, errcode.NotFound
 	case errors.Is(err, replication.ErrNotLeader):
 		return http.StatusTemporaryRedirect, errcode.NotLeader
-	case errors.Is(err, replication.ErrStaleTerm):
-		return http.StatusConflict, errcode.StaleTerm
 	case errors.Is(err, replication.ErrQuorum):
 		return http.StatusServiceUnavailable, errcode.QuorumNotReached
+	case errors.Is(err, replication.ErrStaleTerm):
+		// After ErrQuorum: a write that missed its quorum because peers
+		// know a newer term is a 503 to its client (it was applied on this
+		// node, so its outcome is unknown), not the peers' 409.
+		return http.StatusConflict, errcode.StaleTerm
 	case errors.Is(err, errConfigIncomplete):
 		return http.StatusServiceUnavailable, errcode.ConfigIncomplete
 	case errors.Is(err, replication.ErrClosed):
