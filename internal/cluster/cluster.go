@@ -163,6 +163,7 @@ type Cluster struct {
 	cfg    Config
 	preset Preset
 	ncfgs  []node.Config
+	gates  []*pauseGate // per node, across restarts (see Pause)
 	mu     sync.Mutex
 	nodes  []*node.Node
 	errs   []chan error
@@ -203,6 +204,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, preset: p, down: make([]bool, cfg.N), errs: make([]chan error, cfg.N)}
 	for i := range listeners {
 		ncfg := cfg.nodeConfig(p, members, i)
+		gate := newPauseGate()
+		c.gates = append(c.gates, gate)
+		if cfg.Network == nil {
+			gate.wrapOutgoing(&ncfg)
+		}
 		n, err := node.New(ncfg)
 		if err != nil {
 			// Nothing has started yet: the nodes built so far hold only
@@ -232,6 +238,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 func (c *Cluster) serve(i int, n *node.Node, l net.Listener) {
 	errc := make(chan error, 1)
 	c.errs[i] = errc
+	if c.cfg.Network == nil {
+		l = gatedListener{Listener: l, gate: c.gates[i]}
+	}
 	go func() { errc <- n.Serve(l) }()
 }
 
@@ -354,8 +363,11 @@ func (c *Cluster) Hosts() []string {
 }
 
 // Stop kills node i (its port then refuses connections and open
-// connections are cut), as a crashed node would look to its peers.
+// connections are cut), as a crashed node would look to its peers. A
+// paused node is resumed first (kill -9 of a stopped process), so nothing
+// it holds waits for a resume that never comes.
 func (c *Cluster) Stop(i int) error {
+	c.gates[i].resume()
 	c.mu.Lock()
 	if c.down[i] {
 		c.mu.Unlock()
@@ -373,6 +385,9 @@ func (c *Cluster) Stop(i int) error {
 // Close stops every node: first all drain their background replication
 // while every server still answers, then all servers stop.
 func (c *Cluster) Close(ctx context.Context) error {
+	for _, g := range c.gates {
+		g.resume()
+	}
 	var mu sync.Mutex
 	var errs []error
 	nodes := c.Nodes()
@@ -416,3 +431,204 @@ func (c *Cluster) Close(ctx context.Context) error {
 // Client returns an HTTP client suited to talking to the cluster: no
 // redirect following, keep-alive.
 func Client() *http.Client { return transport.NewHTTPClient(10*time.Second, nil) }
+
+// Pause freezes node i, as SIGSTOP (docker pause) freezes a process: its
+// sockets stop moving. Requests to it — clients', peers' and raft's — are
+// accepted by the kernel but not read, so their senders wait until their
+// own timeouts; answers it has not yet sent stay unsent; and every message
+// it starts sends nothing (its peer calls and raft connections wait). On
+// Resume everything held moves again, in order. Peers and clients see a
+// node that is up but silent: timeouts, not refused connections.
+//
+// What it does not emulate: the node's goroutines keep running, so its own
+// timers fire during the pause rather than at the resume (its peer calls
+// end at their timeouts, raft's election timer fires and it campaigns —
+// its votes requests held until the resume — and a paused leader's lease
+// lapses and it steps down while frozen); work already past the sockets
+// (a request it has read, a reply already written) continues. Pause needs
+// the nodes to talk over HTTP (it is refused with Config.Network).
+func (c *Cluster) Pause(i int) error {
+	if c.cfg.Network != nil {
+		return errors.New("cluster: Pause needs HTTP between the nodes, not Config.Network")
+	}
+	if i < 0 || i >= len(c.gates) {
+		return fmt.Errorf("cluster: no node %d", i+1)
+	}
+	c.gates[i].pause()
+	return nil
+}
+
+// Resume lets a paused node run again; a node not paused is left alone.
+func (c *Cluster) Resume(i int) error {
+	if i < 0 || i >= len(c.gates) {
+		return fmt.Errorf("cluster: no node %d", i+1)
+	}
+	c.gates[i].resume()
+	return nil
+}
+
+// Paused reports whether node i is paused.
+func (c *Cluster) Paused(i int) bool {
+	return i >= 0 && i < len(c.gates) && c.gates[i].isPaused()
+}
+
+// pauseGate holds one node's socket traffic while the node is paused.
+type pauseGate struct {
+	mu      sync.Mutex
+	paused  bool
+	resumed chan struct{} // closed while running; a fresh one per pause
+}
+
+func newPauseGate() *pauseGate {
+	ch := make(chan struct{})
+	close(ch)
+	return &pauseGate{resumed: ch}
+}
+
+func (g *pauseGate) pause() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.paused {
+		g.paused, g.resumed = true, make(chan struct{})
+	}
+}
+
+func (g *pauseGate) resume() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.paused {
+		g.paused = false
+		close(g.resumed)
+	}
+}
+
+func (g *pauseGate) isPaused() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.paused
+}
+
+// wait returns true at once when the node runs, else when it is resumed;
+// false if done is closed first.
+func (g *pauseGate) wait(done <-chan struct{}) bool {
+	g.mu.Lock()
+	ch := g.resumed
+	g.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+// wrapOutgoing makes the node's own messages wait while it is paused: its
+// peer calls (around any fault wrapper) and its raft connections.
+func (g *pauseGate) wrapOutgoing(ncfg *node.Config) {
+	inner := ncfg.WrapTransport
+	ncfg.WrapTransport = func(next http.RoundTripper) http.RoundTripper {
+		if inner != nil {
+			next = inner(next)
+		}
+		return gatedRT{gate: g, next: next}
+	}
+	dial := ncfg.RaftDial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	ncfg.RaftDial = func(ctx context.Context, network, address string) (net.Conn, error) {
+		if !g.wait(ctx.Done()) {
+			return nil, ctx.Err()
+		}
+		conn, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return newGatedConn(conn, g), nil
+	}
+}
+
+// gatedRT holds a paused node's outgoing requests, and the answers to
+// those already sent, until it is resumed (or the request's context ends).
+type gatedRT struct {
+	gate *pauseGate
+	next http.RoundTripper
+}
+
+func (t gatedRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.gate.wait(req.Context().Done()) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, req.Context().Err()
+	}
+	resp, err := t.next.RoundTrip(req)
+	if err == nil && !t.gate.wait(req.Context().Done()) {
+		resp.Body.Close()
+		return nil, req.Context().Err()
+	}
+	return resp, err
+}
+
+// gatedListener hands out connections that freeze while the node is
+// paused (the HTTP server's, and raft's streams hijacked from it).
+type gatedListener struct {
+	net.Listener
+	gate *pauseGate
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newGatedConn(conn, l.gate), nil
+}
+
+// gatedConn neither delivers what it reads nor sends what it is given
+// while its node is paused; Close releases whatever waits.
+type gatedConn struct {
+	net.Conn
+	gate   *pauseGate
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newGatedConn(conn net.Conn, g *pauseGate) *gatedConn {
+	return &gatedConn{Conn: conn, gate: g, closed: make(chan struct{})}
+}
+
+func (c *gatedConn) Read(p []byte) (int, error) {
+	if !c.gate.wait(c.closed) {
+		return 0, net.ErrClosed
+	}
+	n, err := c.Conn.Read(p)
+	// Bytes that arrived while the node was paused are its to read only
+	// once it runs again.
+	if !c.gate.wait(c.closed) {
+		return 0, net.ErrClosed
+	}
+	return n, err
+}
+
+func (c *gatedConn) Write(p []byte) (int, error) {
+	if !c.gate.wait(c.closed) {
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *gatedConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes like the TCP connection it wraps (net/http uses
+// it when it can); a connection that cannot is left as it is.
+func (c *gatedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

@@ -28,10 +28,11 @@ func NewHTTPClient(maxConns int) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// NewClient sends through hc. A follower's 307 is recorded, not chased,
-// and no request is retried: the history holds what each request did.
+// NewClient sends through hc. A follower's 307 is recorded, not chased
+// (except by SetFollow), and no request is retried: the history holds what
+// each request did.
 func NewClient(hc *http.Client) *Client {
-	c, err := client.New(client.Config{HTTPClient: hc, MaxRedirects: -1, Retry: client.NoRetry()})
+	c, err := client.New(client.Config{HTTPClient: hc, Retry: client.NoRetry()})
 	if err != nil {
 		panic(fmt.Sprintf("load: a fixed client config is invalid: %v", err))
 	}
@@ -52,13 +53,25 @@ type Reply struct {
 	Err string
 }
 
-// Set writes key=value through the node at base.
+// Set writes key=value through the node at base; a 307 is the answer.
 func (c *Client) Set(ctx context.Context, base, key, value string) Reply {
-	res, err := c.c.Set(ctx, key, value, client.At(base))
+	res, err := c.c.Set(ctx, key, value, client.At(base), client.NoRedirect())
 	if err != nil {
 		return failed(ctx, err)
 	}
 	return Reply{Status: http.StatusCreated, Version: res.Version, Node: res.Node}
+}
+
+// SetFollow writes key=value through the node at base, following a
+// follower's 307 to the leader (client.DefaultMaxRedirects hops, one
+// attempt). It also returns the base URL of the node that answered: the
+// leader's after a redirect.
+func (c *Client) SetFollow(ctx context.Context, base, key, value string) (Reply, string) {
+	res, err := c.c.Set(ctx, key, value, client.At(base))
+	if err != nil {
+		return failed(ctx, err), ""
+	}
+	return Reply{Status: http.StatusCreated, Version: res.Version, Node: res.Node}, res.Endpoint
 }
 
 // Get reads key through the node at base. A missing key (404 not_found)

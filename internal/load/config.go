@@ -95,8 +95,24 @@ type Config struct {
 	Progress         io.Writer
 	Terminal         bool
 	ProgressInterval time.Duration
+	// FollowLeader (leader mode) sends each write to the node that last
+	// acknowledged one — at first Nodes[0] — and follows a follower's 307
+	// to the leader (at most 3 redirects, still one attempt: never a
+	// retry). After a write to that node fails (no answer, any error
+	// status), the next write goes to the next node in Nodes, which leads
+	// or redirects to whoever does. So after a failover writes find the new
+	// leader, as the public client does, and the history still holds what
+	// each request did. Off (the default), every write goes to Nodes[0]
+	// and a 307 is recorded as an error.
+	FollowLeader bool
+	// OnStart, if set, is called once the schedule starts, with t0 (the
+	// intended time of request 0; the history's times count from it), on
+	// the run's goroutine: it must not block (start a goroutine to act at
+	// offsets from t0, e.g. to inject faults into the cluster under test).
+	OnStart func(t0 time.Time)
 	// HTTPClient overrides the HTTP client (tests). Redirects are never
-	// followed, whatever its CheckRedirect: a follower's 307 is recorded.
+	// followed by net/http, whatever its CheckRedirect: a follower's 307 is
+	// recorded, or followed by the load client itself with FollowLeader.
 	HTTPClient *http.Client
 	// Logger receives warnings such as a mode mismatch (default: discard).
 	Logger *slog.Logger

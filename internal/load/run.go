@@ -61,6 +61,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	rec := &recorder{w: hw}
 	t0 := time.Now()
 	s := newScheduler(&cfg, client, rec, t0)
+	if cfg.OnStart != nil {
+		cfg.OnStart(t0)
+	}
 	stopProgress := startProgress(&cfg, s, t0)
 	completed, window := s.run(ctx)
 	stopProgress()

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,4 +297,63 @@ func (l *syncLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// With FollowLeader a write that fails at the node writes go to moves the
+// next write to the next node, and a follower's 307 is followed to the
+// leader, which then takes the writes directly; without it every write
+// goes to Nodes[0]. OnStart sees t0 before the first request.
+func TestFollowLeader(t *testing.T) {
+	store := newFakeStore()
+	leader := newFakeNode(t, store, "leader", nil)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close() // refuses connections: a killed leader
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"status": "ok", "node": "f", "mode": "leader-follower", "role": "follower", "w": 1, "r": 1, "n": 3})
+	})
+	var redirected atomic.Int64
+	mux.HandleFunc("POST /set", func(w http.ResponseWriter, r *http.Request) {
+		redirected.Add(1)
+		http.Redirect(w, r, leader.URL+"/set", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("GET /get/{key}", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 404, map[string]string{"error": "key not found", "code": "not_found"})
+	})
+	follower := httptest.NewServer(mux)
+	t.Cleanup(follower.Close)
+
+	cfg := testConfig(t, []string{dead.URL, follower.URL, leader.URL})
+	cfg.ReadFrom = ReadLeader
+	cfg.WriteRatio = 1
+	cfg.FollowLeader = true
+	cfg.MaxInFlight = 1 // one request at a time: the sequence is exact
+	cfg.QPS = 50
+	var t0 time.Time
+	cfg.OnStart = func(t time.Time) { t0 = t }
+	sum := mustRun(t, context.Background(), cfg)
+	if t0.IsZero() || !sum.Started.Equal(t0) {
+		t.Errorf("OnStart saw t0 %v, the summary %v", t0, sum.Started)
+	}
+	ops := readHistory(t, cfg.OutDir)
+	var sent []string
+	for _, op := range ops {
+		if !op.Dropped {
+			sent = append(sent, op.Node)
+		}
+	}
+	if len(sent) < 10 || sent[0] != dead.URL || ops[0].OK() {
+		t.Fatalf("first write %+v: want it sent to the dead node and failed", ops[0])
+	}
+	if sent[1] != follower.URL || !ops[1].OK() || ops[1].ServedBy != "fake" {
+		t.Fatalf("second write %+v: want it sent to the next node and acknowledged through its redirect", ops[1])
+	}
+	for _, op := range ops[2:] {
+		if !op.Dropped && (op.Node != leader.URL || !op.OK()) {
+			t.Fatalf("write %+v: want it sent to the leader and acknowledged", op)
+		}
+	}
+	if redirected.Load() != 1 || sum.Write.Errors != 1 {
+		t.Errorf("%d redirects, %d errors: want 1 and 1", redirected.Load(), sum.Write.Errors)
+	}
 }

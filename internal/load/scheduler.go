@@ -3,7 +3,10 @@ package load
 import (
 	"context"
 	"math/rand/v2"
+	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +29,8 @@ type scheduler struct {
 	rng    *rand.Rand
 	keys   *KeyGen
 	t0     time.Time
+	// leader is where writes go with FollowLeader.
+	leader leaderTracker
 	// scheduled counts requests whose intended time has come.
 	scheduled atomic.Int64
 }
@@ -35,7 +40,45 @@ func newScheduler(cfg *Config, client *Client, rec *recorder, t0 time.Time) *sch
 	return &scheduler{
 		cfg: cfg, client: client, rec: rec,
 		rng: rng, keys: NewKeyGen(cfg.Keys, rng), t0: t0,
+		leader: leaderTracker{nodes: cfg.Nodes, cur: cfg.Nodes[0]},
 	}
+}
+
+// leaderTracker is the node FollowLeader sends writes to: the one that
+// last acknowledged a write, or the next after one that failed.
+type leaderTracker struct {
+	mu    sync.Mutex
+	nodes []string
+	cur   string
+}
+
+func (t *leaderTracker) get() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cur
+}
+
+// acked records that the node at endpoint acknowledged a write.
+func (t *leaderTracker) acked(endpoint string) {
+	if endpoint == "" {
+		return
+	}
+	t.mu.Lock()
+	t.cur = endpoint
+	t.mu.Unlock()
+}
+
+// failed records that a write sent to base failed: if writes still go
+// there, they move to the next node (once, however many writes sent there
+// fail together).
+func (t *leaderTracker) failed(base string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cur != base {
+		return
+	}
+	i := slices.Index(t.nodes, base)
+	t.cur = t.nodes[(i+1)%len(t.nodes)]
 }
 
 // plan is one request decided by the scheduler.
@@ -91,7 +134,14 @@ func (s *scheduler) next(i int64, intended time.Time) plan {
 		p.key = s.keys.Read()
 	}
 	p.node = nodes[s.rng.IntN(len(nodes))]
+	if p.op == history.OpSet && s.followLeader() {
+		p.node = s.leader.get()
+	}
 	return p
+}
+
+func (s *scheduler) followLeader() bool {
+	return s.cfg.FollowLeader && s.cfg.Mode == ModeLeader
 }
 
 // execute sends one request and returns its history entry.
@@ -103,10 +153,20 @@ func (s *scheduler) execute(ctx context.Context, p plan, client int) history.Op 
 	s.rec.sent.Add(1)
 	sent := time.Now()
 	var r Reply
-	if p.op == history.OpSet {
+	switch {
+	case p.op == history.OpSet && s.followLeader():
+		op.Value = s.cfg.RunID + "-c" + strconv.Itoa(client) + "-" + strconv.FormatInt(p.seq, 10)
+		var endpoint string
+		r, endpoint = s.client.SetFollow(ctx, p.node, p.key, op.Value)
+		if r.Status == http.StatusCreated {
+			s.leader.acked(endpoint)
+		} else {
+			s.leader.failed(p.node)
+		}
+	case p.op == history.OpSet:
 		op.Value = s.cfg.RunID + "-c" + strconv.Itoa(client) + "-" + strconv.FormatInt(p.seq, 10)
 		r = s.client.Set(ctx, p.node, p.key, op.Value)
-	} else {
+	default:
 		r = s.client.Get(ctx, p.node, p.key)
 		op.Value = r.Value
 	}

@@ -109,6 +109,7 @@ type ConfigEcho struct {
 	Mode            string    `json:"mode"`
 	Nodes           []string  `json:"nodes"`
 	ReadFrom        string    `json:"read_from"`
+	FollowLeader    bool      `json:"follow_leader,omitempty"`
 	WriteRatio      float64   `json:"write_ratio"`
 	DurationS       float64   `json:"duration_s"`
 	QPS             float64   `json:"qps"`
@@ -124,7 +125,7 @@ type ConfigEcho struct {
 // Echo returns the settings as recorded in summary.json.
 func (c *Config) Echo() ConfigEcho {
 	return ConfigEcho{
-		Mode: c.Mode, Nodes: c.Nodes, ReadFrom: c.ReadFrom, WriteRatio: c.WriteRatio,
+		Mode: c.Mode, Nodes: c.Nodes, ReadFrom: c.ReadFrom, FollowLeader: c.FollowLeader, WriteRatio: c.WriteRatio,
 		DurationS: c.Duration.Seconds(), QPS: c.QPS, Keys: c.Keys, MaxInFlight: c.MaxInFlight,
 		Seed: c.Seed, TimeoutMs: ms(c.Timeout), LateThresholdMs: ms(c.LateThreshold),
 		Check: !c.Check.SkipLinearizability, CheckTimeoutS: c.Check.Timeout.Seconds(),
