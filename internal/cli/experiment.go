@@ -15,31 +15,48 @@ import (
 	"github.com/kvdb/kvdb/internal/report"
 )
 
-// Experiment runs every config at every write ratio and builds the report.
+// Experiment runs every config at every write ratio and under every fault
+// scenario, and builds the report.
 func Experiment(ctx context.Context, args []string, env Env) int {
 	fs := newFlagSet("experiment", "[flags]", env.Stderr, false)
 	var (
-		cfg     experiment.Config
-		configs = "w5r1,w1r5,w3r3,leaderless,leaderless-w3r3"
-		ratios  = "1,10,50,90"
-		delays  = replication.PaperDelays()
-		seed    uint64
+		cfg        experiment.Config
+		configs    string
+		ratios     string
+		scenarios  string
+		faultRatio float64
+		delays     = replication.PaperDelays()
+		seed       uint64
 	)
-	fs.StringVar(&configs, "configs", configs, "comma-separated configs: w5r1, w1r5, w3r3, leaderless, leaderless-w3r3")
-	fs.StringVar(&ratios, "ratios", ratios, "comma-separated write ratios in percent")
+	fs.StringVar(&configs, "configs", "", "comma-separated configs (default "+strings.Join(experiment.DefaultConfigs(), ",")+")")
+	fs.StringVar(&ratios, "ratios", "", "comma-separated write ratios in percent of the steady runs (default 1,10,50,90; 10,50 with --quick)")
+	fs.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios: "+strings.Join(experiment.Scenarios, ", ")+" (default all; steady,kill-leader with --quick)")
+	fs.Float64Var(&faultRatio, "fault-ratio", 50, "write ratio in percent of the fault runs")
 	fs.Var((*delaysValue)(&delays), "delays", "delay `profile`: paper, none, paper*F or gap=D,apply=D,read=D[,sequential=BOOL]")
-	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each load run (default 25s, 4s with --quick)")
-	fs.Float64Var(&cfg.QPS, "qps", 40, "target requests per second of each run")
-	fs.BoolVar(&cfg.Quick, "quick", false, "short runs: the whole matrix in under two minutes")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each steady run (default 6s; 2s with --quick, 30s with --full)")
+	fs.DurationVar(&cfg.FaultDuration, "fault-duration", 0, "length of each fault run (default 8s; 4s with --quick, 30s with --full)")
+	fs.DurationVar(&cfg.FaultAt, "fault-at", 0, "when the fault starts in a fault run (default 2s; 1s with --quick, 8s with --full)")
+	fs.DurationVar(&cfg.HealAt, "heal-at", 0, "when the fault is healed (default 5s; 2.5s with --quick, 18s with --full)")
+	fs.Float64Var(&cfg.QPS, "qps", 150, "target requests per second of each run")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 0, "bound on each request of the load (default 2.5s)")
+	fs.BoolVar(&cfg.Quick, "quick", false, "a small matrix of short runs, in under two minutes")
+	fs.BoolVar(&cfg.Full, "full", false, "longer, steadier runs (30s each)")
 	fs.StringVar(&cfg.OutDir, "out", "", "results folder (default results/<timestamp>)")
 	fs.Uint64Var(&seed, "seed", 1, "random seed of the first run (run i uses seed+i)")
-	fs.DurationVar(&cfg.CheckTimeout, "check-timeout", 0, "bound on each run's linearizability check (default 20s, 5s with --quick)")
+	fs.DurationVar(&cfg.CheckTimeout, "check-timeout", 0, "bound on each run's linearizability check (default 10s; 5s with --quick, 30s with --full)")
 	if err := parseFlags(fs, args, nil); err != nil {
 		return usageExit(fs, env.Stderr, err)
 	}
+	if faultRatio < 0 || faultRatio > 100 {
+		return usageExit(fs, env.Stderr, fmt.Errorf("fault-ratio %g: want a percentage 0..100", faultRatio))
+	}
+	cfg.FaultRatio = faultRatio / 100
+	cfg.Scenarios = splitList(scenarios)
 	var err error
-	if cfg.Ratios, err = parseRatios(ratios); err != nil {
-		return usageExit(fs, env.Stderr, err)
+	if ratios != "" {
+		if cfg.Ratios, err = parseRatios(ratios); err != nil {
+			return usageExit(fs, env.Stderr, err)
+		}
 	}
 	cfg.Configs = splitList(configs)
 	cfg.Delays, cfg.Seed = delays, seed

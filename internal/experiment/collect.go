@@ -14,6 +14,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/kvdb/kvdb/internal/check"
 	"github.com/kvdb/kvdb/internal/history"
 	"github.com/kvdb/kvdb/internal/load"
 	"github.com/kvdb/kvdb/internal/replication"
@@ -31,6 +32,13 @@ type Manifest struct {
 	Delays    string    `json:"delays"`
 	DurationS float64   `json:"duration_s"`
 	QPS       float64   `json:"qps"`
+	// The fault scenarios (second edition).
+	Scenarios       []string `json:"scenarios,omitempty"`
+	FaultRatio      float64  `json:"fault_ratio,omitempty"`
+	FaultDurationS  float64  `json:"fault_duration_s,omitempty"`
+	FaultAtS        float64  `json:"fault_at_s,omitempty"`
+	HealAtS         float64  `json:"heal_at_s,omitempty"`
+	RequestTimeoutS float64  `json:"request_timeout_s,omitempty"`
 }
 
 // clusterHealth is the part of a node's /health the load run recorded.
@@ -68,6 +76,8 @@ func Collect(dir string) (*report.Results, error) {
 		res.Started, res.Delays = man.Started, man.Delays
 	}
 	pooled := hdrhistogram.New(1, 24*3600*1_000_000, 3) // µs, up to a day
+	staleness := map[string][]stalenessRun{}
+	floors := map[string]float64{}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -75,11 +85,15 @@ func Collect(dir string) (*report.Results, error) {
 		if d.IsDir() || d.Name() != load.SummaryFile {
 			return nil
 		}
-		run, err := collectRun(dir, filepath.Dir(path), pooled)
+		run, sr, err := collectRun(dir, filepath.Dir(path), pooled)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		res.Runs = append(res.Runs, run)
+		if sr != nil {
+			staleness[run.Config] = append(staleness[run.Config], *sr)
+			floors[run.Config] = max(floors[run.Config], sr.floorMs)
+		}
 		return nil
 	})
 	if err != nil {
@@ -104,8 +118,17 @@ func Collect(dir string) (*report.Results, error) {
 		if a.Config != b.Config {
 			return strings.Compare(a.Config, b.Config)
 		}
+		if sa, sb := scenarioOrder(a.Scenario), scenarioOrder(b.Scenario); sa != sb {
+			return sa - sb
+		}
 		return cmp.Compare(a.WriteRatio, b.WriteRatio)
 	})
+	if len(staleness) > 0 {
+		res.Staleness = map[string]*report.Staleness{}
+		for cfg, runs := range staleness {
+			res.Staleness[cfg] = configStaleness(runs, floors[cfg])
+		}
+	}
 	if res.Delays == "" {
 		res.Delays = res.Runs[0].Delays
 	}
@@ -131,22 +154,72 @@ func Collect(dir string) (*report.Results, error) {
 	return res, nil
 }
 
-func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, error) {
-	sum, err := load.ReadSummary(filepath.Join(dir, load.SummaryFile))
-	if err != nil {
-		return report.Run{}, err
+// collectRun reads one run's folder. For a steady run with a history it
+// also returns what the run contributes to its config's staleness curve.
+func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, *stalenessRun, error) {
+	run, ops, h, sum, err := collectRunFiles(root, dir, pooled)
+	if err != nil || ops == nil {
+		return run, nil, err
 	}
-	var h clusterHealth
+	rec := ScenarioRecord{Scenario: ScenarioSteady}
+	if b, err := os.ReadFile(filepath.Join(dir, ScenarioFile)); err == nil {
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return run, nil, fmt.Errorf("%s: %w", ScenarioFile, err)
+		}
+	}
+	var final *FinalCopies
+	if b, err := os.ReadFile(filepath.Join(dir, FinalFile)); err == nil {
+		final = new(FinalCopies)
+		if err := json.Unmarshal(b, final); err != nil {
+			return run, nil, fmt.Errorf("%s: %w", FinalFile, err)
+		}
+	}
+	run.Scenario = rec.Scenario
+	f := runFigures(ops, sum, rec, final)
+	run.Fault, run.WriteUnavailableMs, run.NoAckMs = f.fault, f.unavailableMs, f.noAckMs
+	run.AckedWrites, run.AckedLost, run.AckedPartial = f.durability.Acked, f.durability.Lost, f.durability.Partial
+	run.FinalCheck, run.Converged, run.SettledMs = f.finalCheck, f.converged, f.settledMs
+	run.ReadErrorsByStatus, run.WriteErrorsByStatus = ErrorsByStatus(ops)
+	run.TimelineBucketMs = BucketMs
+	run.Timeline = Timeline(ops, sum.Started.UnixMicro(), sum.WindowS*1000)
+	hs, herr := readHops(filepath.Join(dir, HopsFile))
+	if herr == nil {
+		run.Hops = hs.stats()
+	}
+	if run.Scenario != ScenarioSteady {
+		return run, nil, nil
+	}
+	sr := &stalenessRun{samples: check.StalenessSamples(ops), floorMs: float64(h.DelayProfile.WriteFloor(h.N).Microseconds()) / 1000}
+	switch {
+	case herr != nil:
+		sr.note = fmt.Sprintf("%s: no hop samples (%v)", run.Dir, herr)
+	default:
+		m, err := runModel(h, sum.Config.ReadFrom, hs)
+		if err != nil {
+			sr.note = fmt.Sprintf("%s: %v", run.Dir, err)
+		}
+		sr.model = m
+	}
+	return run, sr, nil
+}
+
+// collectRunFiles reads the figures every run has: its summary, latency
+// histograms and history (ops is nil without a history file).
+func collectRunFiles(root, dir string, pooled *hdrhistogram.Histogram) (run report.Run, ops []history.Op, h clusterHealth, sum *load.Summary, err error) {
+	sum, err = load.ReadSummary(filepath.Join(dir, load.SummaryFile))
+	if err != nil {
+		return run, nil, h, nil, err
+	}
 	if len(sum.Cluster) > 0 {
 		if err := json.Unmarshal(sum.Cluster, &h); err != nil {
-			return report.Run{}, fmt.Errorf("cluster health: %w", err)
+			return run, nil, h, nil, fmt.Errorf("cluster health: %w", err)
 		}
 	}
 	if h.N == 0 {
-		return report.Run{}, errors.New("summary has no cluster description (mode, w, r, n)")
+		return run, nil, h, nil, errors.New("summary has no cluster description (mode, w, r, n)")
 	}
 	rel, _ := filepath.Rel(root, dir)
-	run := report.Run{
+	run = report.Run{
 		Config: presetName(h), Mode: h.Mode, W: h.W, R: h.R, N: h.N,
 		WriteRatio: sum.Config.WriteRatio, Delays: h.Delays, DurationSec: sum.WindowS,
 		TargetQPS: sum.TargetQPS, AchievedQPS: sum.AchievedQPS,
@@ -156,14 +229,17 @@ func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, e
 		FloorWriteMs:   float64(h.DelayProfile.WriteFloor(h.W).Milliseconds()),
 		FloorReadMs:    float64(h.DelayProfile.ReadFloor(h.R).Milliseconds()),
 		Dir:            rel,
+		Scenario:       ScenarioSteady,
+		ReadFrom:       sum.Config.ReadFrom,
 	}
 	if run.ReadSpectrum, err = spectrum(filepath.Join(dir, load.ReadHDRFile)); err != nil {
-		return run, err
+		return run, nil, h, sum, err
 	}
 	if run.WriteSpectrum, err = spectrum(filepath.Join(dir, load.WriteHDRFile)); err != nil {
-		return run, err
+		return run, nil, h, sum, err
 	}
-	if ops, err := history.ReadFile(filepath.Join(dir, load.HistoryFile)); err == nil {
+	if o, err := history.ReadFile(filepath.Join(dir, load.HistoryFile)); err == nil {
+		ops = o
 		run.InversionAgesMs = inversionAges(ops)
 	}
 	if iv, err := load.ReadHistogram(filepath.Join(dir, load.IntervalHDRFile)); err == nil {
@@ -172,7 +248,7 @@ func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, e
 			pooled.Merge(iv)
 		}
 	}
-	return run, nil
+	return run, ops, h, sum, nil
 }
 
 func stats(o load.OpStats) report.Stats {

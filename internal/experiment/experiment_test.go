@@ -19,7 +19,7 @@ func TestShortExperiment(t *testing.T) {
 	dir := t.TempDir()
 	var progress strings.Builder
 	cfg := Config{
-		Configs: []string{"w5r1", "leaderless"}, Ratios: []float64{0.1, 0.5},
+		Configs: []string{"w5r1", "leaderless"}, Ratios: []float64{0.1, 0.5}, Scenarios: []string{ScenarioSteady},
 		Delays: replication.PaperDelays().Scale(0.05), Duration: 1500 * time.Millisecond, QPS: 40,
 		CheckTimeout: 5 * time.Second, OutDir: dir, Progress: &progress,
 	}

@@ -33,13 +33,13 @@ func (p *progress) eta() time.Duration {
 	return time.Duration(p.total-p.finished) * per
 }
 
-func (p *progress) start(preset string, ratio float64) {
+func (p *progress) start(label string) {
 	p.runStart = time.Now()
-	fmt.Fprintf(p.w, "[%d/%d] %s at %s writes  (elapsed %s, about %s left)\n",
-		p.finished+1, p.total, preset, pctLabel(ratio), round(time.Since(p.started)), round(p.eta()))
+	fmt.Fprintf(p.w, "[%d/%d] %s  (elapsed %s, about %s left)\n",
+		p.finished+1, p.total, label, round(time.Since(p.started)), round(p.eta()))
 }
 
-func (p *progress) finish(s *load.Summary) {
+func (p *progress) finish(s *load.Summary, f figures) {
 	p.finished++
 	if s == nil {
 		return
@@ -51,6 +51,30 @@ func (p *progress) finish(s *load.Summary) {
 	fmt.Fprintf(p.w, "      read p50 %.1f ms p99 %.1f ms | write p50 %.1f ms p99 %.1f ms | %.1f/%.0f QPS | errors %d | stale %d | inversions %d | linearizable %s  (%s)\n",
 		s.Read.P50Ms, s.Read.P99Ms, s.Write.P50Ms, s.Write.P99Ms, s.AchievedQPS, s.TargetQPS,
 		s.Read.Errors+s.Write.Errors, s.StaleReads, s.Inversions, lin, round(time.Since(p.runStart)))
+	if f.fault != nil {
+		ft := f.fault
+		end := "never healed"
+		if ft.EndMs != nil {
+			end = fmt.Sprintf("%.1f s", *ft.EndMs/1000)
+		}
+		rec := ""
+		if !ft.Recovered {
+			rec = " (no write acknowledged after it)"
+		}
+		fmt.Fprintf(p.w, "      fault %.1f s to %s: %s (%s)\n      writes unavailable %.2f s%s; no write acknowledged for %.2f s in all\n",
+			ft.StartMs/1000, end, ft.Role, ft.Action, *f.unavailableMs/1000, rec, f.noAckMs/1000)
+		if ft.Error != "" {
+			fmt.Fprintf(p.w, "      fault error: %s\n", ft.Error)
+		}
+	}
+	if f.finalCheck {
+		conv := "converged"
+		if !f.converged {
+			conv = "NOT converged"
+		}
+		fmt.Fprintf(p.w, "      acknowledged writes %d: lost %d, on some nodes only %d (replicas %s %.1f s after the load)\n",
+			f.durability.Acked, f.durability.Lost, f.durability.Partial, conv, f.settledMs/1000)
+	}
 }
 
 func (p *progress) done() {

@@ -57,12 +57,13 @@ func Build(res *Results, dir string) (*Output, error) {
 		return nil, err
 	}
 	b, err := json.MarshalIndent(struct {
-		Title    string      `json:"title"`
-		Started  string      `json:"started"`
-		Delays   string      `json:"delays"`
-		Runs     []Run       `json:"runs"`
-		Analysis []Paragraph `json:"analysis"`
-	}{res.Title, res.Started, res.Delays, res.Runs, analysis}, "", "  ")
+		Title     string                `json:"title"`
+		Started   string                `json:"started"`
+		Delays    string                `json:"delays"`
+		Runs      []Run                 `json:"runs"`
+		Staleness map[string]*Staleness `json:"staleness,omitempty"`
+		Analysis  []Paragraph           `json:"analysis"`
+	}{res.Title, res.Started, res.Delays, res.Runs, res.Staleness, analysis}, "", "  ")
 	if err != nil {
 		return nil, err
 	}

@@ -62,6 +62,150 @@ type Run struct {
 	InversionAgesMs []float64 `json:"-"`
 	// Dir is where the run's files are, relative to the results folder.
 	Dir string `json:"dir"`
+
+	// The second edition's fields (issue 13): fault scenarios, durability,
+	// hops. Steady runs have Scenario "steady", no Fault and a null
+	// WriteUnavailableMs.
+
+	// Scenario is steady, kill-follower (leaderless: a node), kill-leader
+	// (leaderless: node1), partition or pause (see package experiment).
+	Scenario string `json:"scenario"`
+	// ReadFrom is where the load sent reads: all, followers or leader.
+	ReadFrom string `json:"read_from,omitempty"`
+	// Fault is the fault's target and window; nil in a steady run.
+	Fault *Fault `json:"fault,omitempty"`
+	// WriteUnavailableMs is the write-unavailability window: from the
+	// fault's start to the first acknowledgement of a write sent at or
+	// after it (ms; it includes that write's latency). If none was
+	// acknowledged before the run ended it runs to the end of the sending
+	// window and Fault.Recovered is false. Null in a steady run.
+	WriteUnavailableMs *float64 `json:"write_unavailable_ms"`
+	// NoAckMs is the total time with no acknowledged write: the
+	// TimelineBucketMs buckets, from the fault's start (a steady run: from
+	// its start) to the end of the sending window, in which no write
+	// acknowledgement arrived.
+	NoAckMs float64 `json:"no_ack_ms"`
+	// AckedWrites counts acknowledged writes. After the run, once the
+	// cluster settled, every key was read from every node's own copy:
+	// AckedLost counts acknowledged writes no node held (neither the write
+	// nor a later one of its key, by real-time order), AckedPartial those
+	// some nodes held and others not. FinalCheck is false when no such read
+	// was made (the two counts then mean nothing).
+	AckedWrites  int  `json:"acked_writes"`
+	AckedLost    int  `json:"acked_lost"`
+	AckedPartial int  `json:"acked_partial"`
+	FinalCheck   bool `json:"final_check"`
+	// Converged reports whether every node held the same copy of every key
+	// at the final read, SettledMs how long after the load it was made.
+	Converged bool    `json:"converged"`
+	SettledMs float64 `json:"settled_ms"`
+	// ReadErrorsByStatus and WriteErrorsByStatus split ErrorsByStatus.
+	ReadErrorsByStatus  map[string]int `json:"read_errors_by_status,omitempty"`
+	WriteErrorsByStatus map[string]int `json:"write_errors_by_status,omitempty"`
+	// Timeline counts operations per TimelineBucketMs of the run (by
+	// intended time; acknowledgements by arrival): writes and reads
+	// refused over time.
+	TimelineBucketMs float64      `json:"timeline_bucket_ms,omitempty"`
+	Timeline         []TimeBucket `json:"timeline,omitempty"`
+	// Hops summarizes the one-way times of node-to-node messages the
+	// nodes measured in this run (PBS's W, A, R, S: write, ack, read,
+	// response).
+	Hops map[string]HopStats `json:"hops,omitempty"`
+}
+
+// Fault is a fault's target and window, in ms from the run's start (the
+// intended time of its first request: the timeline's and the history's
+// origin).
+type Fault struct {
+	// Target is the node hit ("node1"), Role its role then: leader,
+	// follower or node (leaderless).
+	Target string `json:"target"`
+	Role   string `json:"role"`
+	// Action says what was done.
+	Action string `json:"action"`
+	// StartMs is when the fault began, EndMs when it was healed (restart,
+	// heal, resume); EndMs is null if it never was.
+	StartMs float64  `json:"start_ms"`
+	EndMs   *float64 `json:"end_ms"`
+	// Recovered reports whether a write sent after the fault's start was
+	// acknowledged before the run ended.
+	Recovered bool `json:"recovered"`
+	// FirstAckedSentMs is when the first acknowledged write sent after the
+	// fault was sent, from the fault's start (null if none).
+	FirstAckedSentMs *float64 `json:"first_acked_sent_ms"`
+	// Error reports a fault or heal that failed.
+	Error string `json:"error,omitempty"`
+}
+
+// TimeBucket is one bucket of a run's timeline.
+type TimeBucket struct {
+	// StartMs is the bucket's start, from the run's start.
+	StartMs float64 `json:"start_ms"`
+	// Operations intended in the bucket, by outcome (a read answered 404
+	// is OK; dropped requests count as failed).
+	WritesOK     int `json:"writes_ok"`
+	WritesFailed int `json:"writes_failed"`
+	ReadsOK      int `json:"reads_ok"`
+	ReadsFailed  int `json:"reads_failed"`
+	// WriteAcks counts write acknowledgements that arrived in the bucket.
+	WriteAcks int `json:"write_acks"`
+}
+
+// HopStats summarizes one hop's measured times (ms).
+type HopStats struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
+}
+
+// Staleness is one config's staleness over time since acknowledgement:
+// the probability that a read sent t after the latest write of its key was
+// acknowledged returns that write or a newer one — measured from the
+// steady runs' histories, and predicted with PBS (package pbs) from the
+// hops the nodes measured in the same runs.
+type Staleness struct {
+	// Runs is the number of runs pooled; Reads the reads placed after an
+	// acknowledged write of their key with t in the buckets' range.
+	Runs  int `json:"runs"`
+	Reads int `json:"reads"`
+	// Measured is the fraction of fresh reads per bucket of t; Predicted
+	// is, per bucket, the prediction averaged over the same reads' t (the
+	// curve is not linear within a bucket). Both have one point per
+	// bucket; a bucket's Reads says how many reads it holds.
+	Measured  []StalenessPoint `json:"measured"`
+	Predicted []StalenessPoint `json:"predicted"`
+	// Curve is the prediction at evenly spaced t (for drawing), averaged
+	// over the runs by their reads.
+	Curve []CurvePoint `json:"predicted_curve,omitempty"`
+	// RMSE is the root-mean-square gap between Measured and Predicted in
+	// percentage points over the buckets with at least MinReads reads;
+	// null if there are none or no prediction could be made.
+	// SamplingRMSE is the gap sampling alone would leave on average (the
+	// binomial standard error of each bucket's measured fraction at the
+	// predicted probability, root-mean-squared): an RMSE near it is as
+	// close as these many reads can show.
+	RMSE         *float64 `json:"rmse"`
+	SamplingRMSE *float64 `json:"rmse_sampling"`
+	MinReads     int      `json:"min_reads"`
+	// Model describes the PBS model used; Note any caveat (e.g. why no
+	// prediction could be made).
+	Model string `json:"model,omitempty"`
+	Note  string `json:"note,omitempty"`
+}
+
+// StalenessPoint is one bucket [LoMs, HiMs) of a staleness curve.
+type StalenessPoint struct {
+	LoMs  float64 `json:"lo_ms"`
+	HiMs  float64 `json:"hi_ms"`
+	TMs   float64 `json:"t_ms"`  // the mean t of the bucket's reads
+	Reads int     `json:"reads"` // reads in the bucket
+	Fresh float64 `json:"fresh"` // 0..1; 0 when Reads is 0
+}
+
+// CurvePoint is one point of a predicted curve.
+type CurvePoint struct {
+	TMs   float64 `json:"t_ms"`
+	Fresh float64 `json:"fresh"`
 }
 
 // Results is a whole experiment.
@@ -77,6 +221,9 @@ type Results struct {
 	// Generator describes the key generator and its parameters (a sentence
 	// or two for the report).
 	Generator string
+	// Staleness is each config's staleness curve, measured and predicted
+	// (configs without steady runs have none).
+	Staleness map[string]*Staleness
 	// Intervals pools the runs' write-to-read intervals.
 	Intervals IntervalSummary
 	Title     string

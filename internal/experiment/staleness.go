@@ -1,0 +1,328 @@
+package experiment
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kvdb/kvdb/internal/check"
+	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/hops"
+	"github.com/kvdb/kvdb/internal/load"
+	"github.com/kvdb/kvdb/internal/pbs"
+	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/report"
+)
+
+// HopsFile holds the hop times every node measured during a run.
+const HopsFile = "hops.json"
+
+// HopSamples is hops.json: per hop (hops.Kinds: write, ack, read,
+// response), the one-way times in microseconds that the nodes measured as
+// coordinators during the run, pooled over the nodes.
+type HopSamples map[hops.Kind][]int64
+
+// hopMark remembers how many samples each node had kept before a run, so
+// that a cluster shared by several runs gives each run its own samples.
+type hopMark map[string]map[hops.Kind]int64
+
+// markHops records every node's sample counts now.
+func markHops(c *cluster.Cluster) hopMark {
+	m := hopMark{}
+	for _, n := range c.Nodes() {
+		m[n.ID()] = map[hops.Kind]int64{}
+		for _, k := range hops.Kinds {
+			m[n.ID()][k] = n.Hops().Count(k)
+		}
+	}
+	return m
+}
+
+// collectHops returns the samples every node measured since mark. A
+// recorder keeps its first hops.DefaultCapacity samples in order, so those
+// after the mark are this run's; past the capacity it keeps a uniform
+// sample of everything, and then this takes all it keeps (still the same
+// distribution if the runs on the cluster behaved alike). A node restarted
+// since the mark has a new recorder: all of its samples are this run's.
+func collectHops(c *cluster.Cluster, mark hopMark) HopSamples {
+	out := HopSamples{}
+	for _, n := range c.Nodes() {
+		rec := n.Hops()
+		for _, k := range hops.Kinds {
+			s := rec.Samples(k)
+			before := mark[n.ID()][k]
+			if total := rec.Count(k); total >= before && total <= int64(len(s)) && before <= int64(len(s)) {
+				s = s[before:]
+			}
+			for _, d := range s {
+				out[k] = append(out[k], d.Microseconds())
+			}
+		}
+	}
+	return out
+}
+
+func readHops(path string) (HopSamples, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var h HopSamples
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, nil
+}
+
+func (h HopSamples) dist(k hops.Kind) pbs.Dist {
+	s := make([]time.Duration, len(h[k]))
+	for i, us := range h[k] {
+		s[i] = time.Duration(us) * time.Microsecond
+	}
+	return pbs.Empirical(s)
+}
+
+// stats summarizes each hop (ms).
+func (h HopSamples) stats() map[string]report.HopStats {
+	out := map[string]report.HopStats{}
+	for _, k := range hops.Kinds {
+		s := slices.Clone(h[k])
+		if len(s) == 0 {
+			continue
+		}
+		slices.Sort(s)
+		q := func(p float64) float64 { return float64(s[min(int(p*float64(len(s))), len(s)-1)]) / 1000 }
+		out[string(k)] = report.HopStats{Count: len(s), P50: q(0.5), P99: q(0.99)}
+	}
+	return out
+}
+
+// PBS settings.
+const (
+	// stalenessTrials is the Monte Carlo trials per run's model: the
+	// prediction's standard error is at most 0.5/sqrt(trials), 0.16
+	// percentage points.
+	stalenessTrials = 100_000
+	// stalenessBuckets is the number of buckets of t the curves compare.
+	stalenessBuckets = 12
+	// MinStalenessReads is the fewest reads a bucket needs to count in the
+	// RMSE: with fewer the measured fraction's own sampling error (up to
+	// 11 points at 20 reads) swamps what the comparison could show.
+	MinStalenessReads = 20
+)
+
+// stalenessRun is what one run contributes to its config's curve.
+type stalenessRun struct {
+	model   *pbs.Model // nil: no prediction (hops missing)
+	samples []check.StalenessSample
+	note    string
+	// floorMs is the delay profile's whole sequential replication time.
+	floorMs float64
+}
+
+// runModel builds the PBS model of a run: N, W, R from the cluster, the
+// delay profile's replication order and gap, the hops the nodes measured
+// during the run, and where reads land relative to the write's
+// coordinator.
+//
+// ReadAtCoordinator: leader-follower writes are coordinated by the
+// leader, so reads sent only to followers never read at the coordinator
+// (0), reads sent only to the leader always do (1), and reads spread over
+// all N nodes do with probability 1/N. Leaderless writes and reads are both
+// spread uniformly over the nodes, so a read lands on the write's
+// coordinator with probability 1/N wherever the reads go.
+func runModel(h clusterHealth, readFrom string, hs HopSamples) (*pbs.Model, error) {
+	m := pbs.Model{N: h.N, W: h.W, R: h.R, Sequential: h.DelayProfile.Sequential, Gap: h.DelayProfile.Gap,
+		Write: hs.dist(hops.Write), Ack: hs.dist(hops.Ack), ReadReq: hs.dist(hops.Read), ReadResp: hs.dist(hops.Response)}
+	m.ReadAtCoordinator = 1 / float64(max(h.N, 1))
+	if h.Mode != string(replication.Leaderless) {
+		switch readFrom {
+		case load.ReadFollowers:
+			m.ReadAtCoordinator = 0
+		case load.ReadLeader:
+			m.ReadAtCoordinator = 1
+		}
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// configStaleness pools the steady runs of one config into its measured
+// and predicted curves.
+//
+// Buckets: stalenessBuckets equal buckets of t from 0 to tMax, where tMax
+// is 1.2 times the t by which the prediction reaches 99.9% fresh, and at
+// least the delay profile's whole sequential replication ((N-1) steps of
+// apply+gap: 1.2 s for the paper profile on five nodes), at least 10 ms.
+// Reads later than that are fresh in both curves and would only dilute the
+// gap. Each read's prediction comes from its own run's model, so runs at
+// different write ratios (and hop distributions) pool fairly.
+func configStaleness(runs []stalenessRun, floorMs float64) *report.Staleness {
+	st := &report.Staleness{Runs: len(runs), MinReads: MinStalenessReads}
+	var notes []string
+	type read struct {
+		tMs   float64
+		fresh bool
+		pred  float64 // NaN: no prediction
+	}
+	var reads []read
+	modelled := 0
+	var curveRuns []*pbs.Model
+	var curveWeights []float64
+	for i, r := range runs {
+		if r.note != "" {
+			notes = append(notes, r.note)
+		}
+		ts := make([]time.Duration, len(r.samples))
+		for j, s := range r.samples {
+			ts[j] = time.Duration(s.TUS) * time.Microsecond
+		}
+		preds := make([]float64, len(ts))
+		for j := range preds {
+			preds[j] = math.NaN()
+		}
+		if r.model != nil {
+			p, err := r.model.Predict(ts, stalenessTrials, uint64(i)+1)
+			if err == nil {
+				preds = p
+				modelled++
+				curveRuns = append(curveRuns, r.model)
+				curveWeights = append(curveWeights, float64(len(ts)))
+			} else {
+				notes = append(notes, err.Error())
+			}
+		}
+		for j, s := range r.samples {
+			reads = append(reads, read{float64(s.TUS) / 1000, s.Fresh, preds[j]})
+		}
+	}
+	// tMax from the prediction's 99.9% point.
+	tMax := max(floorMs, 10)
+	step := time.Duration(tMax / 100 * float64(time.Millisecond))
+	grid := make([]time.Duration, 0, 1001)
+	for i := range 1001 {
+		grid = append(grid, time.Duration(i)*step) // 0..10 tMax
+	}
+	curve := averageCurve(curveRuns, curveWeights, grid)
+	for i, p := range curve {
+		if p >= 0.999 {
+			tMax = max(tMax, 1.2*durMs(grid[i]))
+			break
+		}
+	}
+	width := tMax / stalenessBuckets
+	edges := make([]float64, stalenessBuckets+1)
+	for i := range edges {
+		edges[i] = float64(i) * width
+	}
+	var measured, predicted []float64
+	var noise float64
+	noiseN := 0
+	for b := range stalenessBuckets {
+		lo, hi := edges[b], edges[b+1]
+		mp := report.StalenessPoint{LoMs: lo, HiMs: hi}
+		pp := mp
+		var sumT, sumPred float64
+		nPred := 0
+		for _, r := range reads {
+			if r.tMs < lo || r.tMs >= hi {
+				continue
+			}
+			mp.Reads++
+			sumT += r.tMs
+			if r.fresh {
+				mp.Fresh++
+			}
+			if !math.IsNaN(r.pred) {
+				sumPred += r.pred
+				nPred++
+			}
+		}
+		mp.TMs = (lo + hi) / 2
+		if mp.Reads > 0 {
+			mp.TMs = sumT / float64(mp.Reads)
+			mp.Fresh /= float64(mp.Reads)
+		}
+		pp.TMs, pp.Reads = mp.TMs, nPred
+		if nPred > 0 {
+			pp.Fresh = sumPred / float64(nPred)
+		}
+		st.Reads += mp.Reads
+		st.Measured = append(st.Measured, mp)
+		st.Predicted = append(st.Predicted, pp)
+		if mp.Reads >= MinStalenessReads && nPred == mp.Reads {
+			measured = append(measured, mp.Fresh)
+			predicted = append(predicted, pp.Fresh)
+			noise += pp.Fresh * (1 - pp.Fresh) / float64(mp.Reads)
+			noiseN++
+		}
+	}
+	if len(measured) > 0 {
+		rmse := pbs.RMSE(measured, predicted)
+		st.RMSE = &rmse
+		s := 100 * math.Sqrt(noise/float64(noiseN))
+		st.SamplingRMSE = &s
+	}
+	if curve != nil {
+		for i, d := range grid {
+			if durMs(d) > tMax {
+				break
+			}
+			st.Curve = append(st.Curve, report.CurvePoint{TMs: durMs(d), Fresh: curve[i]})
+		}
+	}
+	if len(curveRuns) > 0 {
+		st.Model = describeModel(curveRuns[0], modelled, len(runs))
+	}
+	if modelled < len(runs) {
+		notes = append(notes, fmt.Sprintf("%d of %d runs had no prediction", len(runs)-modelled, len(runs)))
+	}
+	st.Note = strings.Join(notes, "; ")
+	return st
+}
+
+// averageCurve is the weighted mean of the models' predictions at ts; nil
+// without models.
+func averageCurve(models []*pbs.Model, weights []float64, ts []time.Duration) []float64 {
+	if len(models) == 0 {
+		return nil
+	}
+	out := make([]float64, len(ts))
+	var total float64
+	for i, m := range models {
+		p, err := m.Predict(ts, stalenessTrials, uint64(i)+1000)
+		if err != nil {
+			continue
+		}
+		w := max(weights[i], 1)
+		total += w
+		for j := range out {
+			out[j] += w * p[j]
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	for j := range out {
+		out[j] /= total
+	}
+	return out
+}
+
+func describeModel(m *pbs.Model, modelled, runs int) string {
+	order := "parallel fan-out"
+	if m.Sequential {
+		order = "sequential replication (one peer after another)"
+	}
+	return fmt.Sprintf("PBS WARS, N=%d W=%d R=%d, %s, gap %s after each step, reads at the write's coordinator with probability %.2f; "+
+		"W, A, R, S drawn from the hops the nodes measured in each run (%d of %d runs), %d trials per run",
+		m.N, m.W, m.R, order, m.Gap, m.ReadAtCoordinator, modelled, runs, stalenessTrials)
+}
+
+func durMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
