@@ -89,18 +89,7 @@ func readVersion(op history.Op) uint64 {
 func FindAnomalies(ops []history.Op, maxExamples int) Anomalies {
 	var a Anomalies
 	for _, kops := range byKey(ops) {
-		var reads, writes, acked []history.Op
-		for _, op := range kops {
-			switch {
-			case op.IsRead() && op.OK():
-				reads = append(reads, op)
-			case op.IsWrite() && op.Outcome() == history.WriteAcked:
-				acked = append(acked, op)
-				writes = append(writes, op)
-			case op.IsWrite() && op.Outcome() == history.WriteUnknown:
-				writes = append(writes, op)
-			}
-		}
+		reads, writes, acked := splitKeyOps(kops)
 		a.Reads += len(reads)
 		obs := observe(reads, writes)
 		a.UnexplainedReads += len(reads) - len(obs)
@@ -256,4 +245,22 @@ func byKey(ops []history.Op) map[string][]history.Op {
 		m[op.Key] = append(m[op.Key], op)
 	}
 	return m
+}
+
+// splitKeyOps sorts one key's operations into the successful reads, the
+// writes that may have taken effect (acknowledged or of unknown outcome)
+// and, among them, the acknowledged ones.
+func splitKeyOps(kops []history.Op) (reads, writes, acked []history.Op) {
+	for _, op := range kops {
+		switch {
+		case op.IsRead() && op.OK():
+			reads = append(reads, op)
+		case op.IsWrite() && op.Outcome() == history.WriteAcked:
+			acked = append(acked, op)
+			writes = append(writes, op)
+		case op.IsWrite() && op.Outcome() == history.WriteUnknown:
+			writes = append(writes, op)
+		}
+	}
+	return reads, writes, acked
 }

@@ -74,18 +74,7 @@ func StalenessSamples(ops []history.Op) []StalenessSample {
 // reads in order of sending, tracking the latest acknowledged (for t) and
 // the latest sent among those acknowledged (for the verdict).
 func keyStaleness(kops []history.Op) []StalenessSample {
-	var reads, writes, acked []history.Op
-	for _, op := range kops {
-		switch {
-		case op.IsRead() && op.OK():
-			reads = append(reads, op)
-		case op.IsWrite() && op.Outcome() == history.WriteAcked:
-			acked = append(acked, op)
-			writes = append(writes, op)
-		case op.IsWrite() && op.Outcome() == history.WriteUnknown:
-			writes = append(writes, op)
-		}
-	}
+	reads, writes, acked := splitKeyOps(kops)
 	if len(acked) == 0 || len(reads) == 0 {
 		return nil
 	}

@@ -150,22 +150,7 @@ func (c *Config) SetDefaults() {
 	}
 	rc.SetDefaults()
 	c.Server.SetDefaults()
-	e := &c.Election
-	if e.HeartbeatTimeout == 0 {
-		e.HeartbeatTimeout = d.Election.HeartbeatTimeout
-	}
-	if e.ElectionTimeout == 0 {
-		e.ElectionTimeout = d.Election.ElectionTimeout
-	}
-	if e.LeaderLeaseTimeout == 0 {
-		e.LeaderLeaseTimeout = d.Election.LeaderLeaseTimeout
-	}
-	if e.CommitTimeout == 0 {
-		e.CommitTimeout = d.Election.CommitTimeout
-	}
-	if e.ApplyTimeout == 0 {
-		e.ApplyTimeout = d.Election.ApplyTimeout
-	}
+	// Election's zero timings take consensus's defaults in electionConfig.
 }
 
 // elected reports whether the node runs an election: leader-follower mode
@@ -189,6 +174,7 @@ func (c *Config) electionConfig() consensus.Config {
 	if e.Logger == nil {
 		e.Logger = c.Logger
 	}
+	e.SetDefaults()
 	return e
 }
 
@@ -221,7 +207,6 @@ func (c *Config) Validate() error {
 	}
 	if c.elected() {
 		e := c.electionConfig()
-		e.SetDefaults()
 		if err := e.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("election config: %w", err))
 		}
