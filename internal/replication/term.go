@@ -233,10 +233,9 @@ func (l *leaderFollower) leaderCatchUp(ctx context.Context, term uint64) {
 	// The W that acknowledged writes were made with is the cluster's, in
 	// the election's log: apply every committed entry first. If that cannot
 	// be done in time, assume the weakest W (copy every node).
-	w, _ := l.quorums()
+	w := 1
 	if err := l.cfg.Elector.Barrier(rctx); err != nil {
 		l.log.Warn("new leader could not apply the election's log in time: assuming W=1 for its catch-up", "term", term, "err", err)
-		w = 1
 	} else {
 		w, _ = l.quorums()
 	}
