@@ -28,7 +28,7 @@ leader-follower failover (raft over each node's HTTP port; defaults are the node
   ELECTION_HEARTBEAT=500ms      a follower that hears no leader for this long (x1-2) starts an election
   ELECTION_TIMEOUT=500ms        a candidate without enough votes tries again after this (x1-2)
   LEADER_LEASE=250ms            a leader cut off from the majority this long stops acknowledging writes
-  LEADER_CATCHUP_WAIT=1s        a new leader that cannot copy N-W+1 nodes accepts writes after this,
+  LEADER_CATCHUP_WAIT=500ms     a new leader that cannot copy N-W+1 nodes accepts writes after this,
                                 reporting possible loss of acknowledged writes (/health possible_loss)
   KVDB_CLUSTER_TOKEN=...        shared secret for /internal/ and PUT /config (default: a random
                                 one generated at the first deploy and kept in the Terraform state;

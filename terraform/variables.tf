@@ -178,7 +178,7 @@ variable "leader_lease" {
 variable "leader_catchup_wait" {
   description = "Leader-follower: how long a newly elected leader tries to copy N-W+1 nodes (itself included) before it accepts writes anyway, reporting possible loss of acknowledged writes in /health and /metrics (KVDB_LEADER_CATCHUP_WAIT). Only W=1 with the old leader dead (w1r5) ever waits this long."
   type        = string
-  default     = "1s"
+  default     = "500ms"
 
   validation {
     condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.leader_catchup_wait))

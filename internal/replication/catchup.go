@@ -90,6 +90,12 @@ const copyTimeout = 2 * time.Minute
 // copyFrom applies l's snapshot, taken after fencing l at term (if
 // non-zero), and returns the number of entries.
 func (c *core) copyFrom(ctx context.Context, l *link, term uint64) (int, error) {
+	return c.copyFromNotify(ctx, l, term, nil)
+}
+
+// copyFromNotify is copyFrom, calling answered (if not nil) once the peer
+// has answered: at its first entry, or at the end of an empty snapshot.
+func (c *core) copyFromNotify(ctx context.Context, l *link, term uint64, answered func()) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, copyTimeout)
 	defer cancel()
 	n := 0
@@ -104,6 +110,9 @@ func (c *core) copyFrom(ctx context.Context, l *link, term uint64) (int, error) 
 			c.met.invalid.Inc()
 			c.log.Warn("catch-up skipped an update with an invalid version", "peer", l.ID(), "key", u.Key, "err", err)
 			return nil
+		}
+		if n == 0 && answered != nil {
+			answered()
 		}
 		n++
 		batch = append(batch, u)

@@ -65,7 +65,9 @@ type Config struct {
 	Elector Elector
 	// LeaderCatchUpWait bounds how long a newly elected leader tries to
 	// copy the state of N-W+1 nodes before it accepts writes anyway,
-	// reporting possible loss (default 1s).
+	// reporting possible loss (default 500ms). Only peers that have not
+	// answered by then are given up on; copies already streaming from
+	// live peers are waited for.
 	LeaderCatchUpWait time.Duration
 	// W and R are the write and read quorums, 1..N. Zero means the default:
 	// W=N, R=1.
@@ -131,7 +133,7 @@ func DefaultConfig() Config {
 		RetryFor:           10 * time.Minute,
 		MaxHints:           100_000,
 		MaxInFlightPerPeer: 256,
-		LeaderCatchUpWait:  time.Second,
+		LeaderCatchUpWait:  500 * time.Millisecond,
 	}
 }
 

@@ -75,6 +75,9 @@ type fakePeer struct {
 	refuse func(Update) bool
 	// offered counts, per key, the messages that carried the key.
 	offered map[string]int
+	// midSnapshot, if set, is called after a snapshot's first entry (a
+	// peer that answers, then streams slowly).
+	midSnapshot func()
 
 	replicates atomic.Int64 // Replicate calls
 	reads      atomic.Int64 // Read calls
@@ -255,7 +258,17 @@ func (p *fakePeer) Snapshot(ctx context.Context, term uint64, fn func(Update) er
 	if p.target != nil {
 		return p.target.Snapshot(term, fn)
 	}
-	return p.st.Snapshot(func(k, v string, version uint64) error { return fn(Update{Key: k, Value: v, Version: version}) })
+	first := true
+	return p.st.Snapshot(func(k, v string, version uint64) error {
+		if err := fn(Update{Key: k, Value: v, Version: version}); err != nil {
+			return err
+		}
+		if first && p.midSnapshot != nil {
+			p.midSnapshot()
+		}
+		first = false
+		return nil
+	})
 }
 
 func (p *fakePeer) Probe(ctx context.Context) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -229,55 +230,19 @@ func (c *core) startJob(fn func()) bool {
 // kvdb_leader_catchup_incomplete_total.
 func (l *leaderFollower) leaderCatchUp(ctx context.Context, term uint64) {
 	start := time.Now()
-	rctx, cancel := context.WithTimeout(ctx, l.cfg.LeaderCatchUpWait)
 	// The W that acknowledged writes were made with is the cluster's, in
 	// the election's log: apply every committed entry first. If that cannot
 	// be done in time, assume the weakest W (copy every node).
 	w := 1
-	if err := l.cfg.Elector.Barrier(rctx); err != nil {
+	bctx, bcancel := context.WithTimeout(ctx, l.cfg.LeaderCatchUpWait)
+	if err := l.cfg.Elector.Barrier(bctx); err != nil {
 		l.log.Warn("new leader could not apply the election's log in time: assuming W=1 for its catch-up", "term", term, "err", err)
 	} else {
 		w, _ = l.quorums()
 	}
+	bcancel()
 	need := l.cfg.N() - w // peers to copy, besides this node
-	type result struct {
-		l   *link
-		err error
-	}
-	results := make(chan result, len(l.links))
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel() // the copies still running are not needed
-	for _, k := range l.links {
-		wg.Go(func() {
-			backoff := minBackoff
-			for {
-				_, err := l.copyFrom(rctx, k, term)
-				if err == nil || !sleep(rctx, backoff) {
-					results <- result{k, err}
-					return
-				}
-				backoff = min(2*backoff, 4*minBackoff)
-			}
-		})
-	}
-	copied := 0
-	var lastErr error
-	for range l.links {
-		if copied >= need {
-			break
-		}
-		r := <-results
-		if r.err != nil {
-			lastErr = r.err
-			continue
-		}
-		copied++
-	}
-	cancel()
-	// The copies cut short may still be applying a batch: let them end
-	// before followers copy this node's state.
-	wg.Wait()
+	copied, lastErr := l.copyPeers(ctx, term, need)
 	if ctx.Err() != nil {
 		return // deposed or closing: the next view takes over
 	}
@@ -289,7 +254,7 @@ func (l *leaderFollower) leaderCatchUp(ctx context.Context, term uint64) {
 	}
 	took := time.Since(start).Round(time.Millisecond)
 	if copied < need {
-		st.loss = fmt.Sprintf("term %d: the new leader copied %d of the %d nodes (itself included) that meet every write quorum of W=%d within %v; writes acknowledged before the election may be lost (last error: %v)",
+		st.loss = fmt.Sprintf("term %d: the new leader copied %d of the %d nodes (itself included) that meet every write quorum of W=%d: the others did not answer within %v; writes acknowledged before the election may be lost (last error: %v)",
 			term, 1+copied, need+1, w, l.cfg.LeaderCatchUpWait, lastErr)
 		l.met.catchUpIncomplete.Inc()
 		l.log.Error("leader catch-up incomplete: accepting writes anyway; writes acknowledged before the election may have been lost",
@@ -299,6 +264,91 @@ func (l *leaderFollower) leaderCatchUp(ctx context.Context, term uint64) {
 		l.log.Info("leader caught up: accepting writes", "term", term, "copied", 1+copied, "needed", need+1, "w", w, "took", took)
 	}
 	st.phase = leading
+}
+
+// copyPeers copies the state of every peer (fencing each at term) until
+// need of them are copied. Peers that have not answered within
+// LeaderCatchUpWait are given up on, unless the copies still streaming
+// from peers that did answer can make up need: those are waited for (a
+// live node with much data takes longer to copy than to answer; only one
+// that does not answer at all is presumed dead). It returns the peers
+// copied and the last error seen; the copies still running when it
+// returns are cancelled and have ended.
+func (l *leaderFollower) copyPeers(ctx context.Context, term uint64, need int) (int, error) {
+	if need <= 0 {
+		return 0, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // a copy cut short may be applying a batch: let it end
+	defer cancel()
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, len(l.links))
+	answered := make([]atomic.Bool, len(l.links)) // streaming now
+	report := func(r result) bool {
+		select {
+		case results <- r:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for i, k := range l.links {
+		wg.Go(func() {
+			backoff := minBackoff
+			for {
+				_, err := l.copyFromNotify(ctx, k, term, func() { answered[i].Store(true) })
+				if err == nil {
+					report(result{i, nil})
+					return
+				}
+				answered[i].Store(false)
+				if !report(result{i, err}) || !sleep(ctx, backoff) {
+					return // a failed attempt is reported; it tries again
+				}
+				backoff = min(2*backoff, 4*minBackoff)
+			}
+		})
+	}
+	done := make([]bool, len(l.links))
+	copied := 0
+	var lastErr error
+	deadline := time.NewTimer(l.cfg.LeaderCatchUpWait)
+	defer deadline.Stop()
+	var recheck <-chan time.Time // after the deadline: is waiting still worth it?
+	for copied < need {
+		select {
+		case r := <-results:
+			if r.err != nil {
+				lastErr = r.err
+				continue
+			}
+			done[r.i] = true
+			copied++
+		case <-deadline.C:
+			t := time.NewTicker(minBackoff)
+			defer t.Stop()
+			recheck = t.C
+		case <-recheck:
+		case <-ctx.Done():
+			return copied, ctx.Err()
+		}
+		if recheck != nil {
+			streaming := 0
+			for i := range l.links {
+				if !done[i] && answered[i].Load() {
+					streaming++
+				}
+			}
+			if copied+streaming < need {
+				return copied, lastErr
+			}
+		}
+	}
+	return copied, lastErr
 }
 
 // followerSync reconciles this follower with its new leader once the

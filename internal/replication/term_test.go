@@ -285,3 +285,27 @@ func TestFollowerSyncReconciles(t *testing.T) {
 	})
 	waitFor(t, "the other followers to get it from the leader", allHave("zombie", v(2, 7), lead.peer("n3"), lead.peer("n4"), lead.peer("n5")))
 }
+
+// A new leader gives up only on peers that do not answer: one that answers
+// but streams its state slowly is waited for past LeaderCatchUpWait, so a
+// live node with much data is not taken for a dead one.
+func TestNewLeaderWaitsForSlowLiveCopies(t *testing.T) {
+	tc, el := electedCluster(t, 1, Leadership{Leader: "n2", Term: 2}, nil)
+	for _, id := range []string{"n2", "n3", "n4", "n5"} {
+		tc.peer(id).st.Apply("k-"+id, "x", v(2, 1))
+		tc.peer(id).st.Apply("l-"+id, "y", v(2, 2))
+	}
+	release := make(chan struct{})
+	tc.peer("n5").midSnapshot = func() { <-release }
+	view := Leadership{Leader: "n1", Term: 3, Self: true}
+	el.set(view)
+	tc.rep.LeaderChanged(view)
+	time.AfterFunc(600*time.Millisecond, func() { close(release) }) // twice the 300 ms wait
+	waitFor(t, "the catch-up", func() bool { return !tc.rep.Info().CatchingUp })
+	if inf := tc.rep.Info(); inf.PossibleLoss != "" {
+		t.Fatalf("a slow live peer was given up on: %q", inf.PossibleLoss)
+	}
+	if _, ok := tc.rep.LocalRead("l-n5"); !ok {
+		t.Fatal("the slow peer's state was not copied")
+	}
+}
