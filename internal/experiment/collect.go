@@ -198,7 +198,7 @@ func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, *
 		if err != nil {
 			sr.note = fmt.Sprintf("%s: %v", run.Dir, err)
 		}
-		sr.model = m
+		sr.model, sr.clientHop = m, clientHop(ops, h.R, hs)
 	}
 	return run, sr, nil
 }

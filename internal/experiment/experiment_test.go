@@ -3,6 +3,7 @@ package experiment
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,5 +111,68 @@ func TestValidate(t *testing.T) {
 	cfg.SetDefaults(time.Now())
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "w9r9") || !strings.Contains(err.Error(), "1.5") {
 		t.Fatalf("Validate = %v", err)
+	}
+}
+
+// PBS against a real run, scaled down: w1r1 (reads over the followers)
+// and leaderless-w1r1 on embedded clusters under the paper profile at a
+// tenth of its delays (steps of 10 ms apply + 20 ms gap), the prediction
+// built from the hops the nodes measured in the same runs.
+//
+// The bound: if the model is right, each bucket's measured fraction
+// differs from the prediction only by sampling (binomial) error, so the
+// RMSE is about rmse_sampling, and twice that is already improbable (the
+// squared RMSE is then a chi-square of ~12 degrees of freedom over 12:
+// above 4 with probability under 1e-5). Two points more cover what the
+// model leaves out on purpose — the client's own hops to the coordinator
+// and to the reader (a fraction of a millisecond each, against 10 ms
+// steps) and newer writes in flight that a read may return. A model that
+// missed the sequential order or the gap would miss by tens of points.
+func TestStalenessPredictedMatchesMeasured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs embedded clusters for about 15 s")
+	}
+	cfg := Config{
+		Configs: []string{"w1r1", "leaderless-w1r1"}, Ratios: []float64{0.1, 0.5}, Scenarios: []string{ScenarioSteady},
+		Delays: replication.PaperDelays().Scale(0.1), Duration: 3 * time.Second, QPS: 200,
+		CheckTimeout: 5 * time.Second, OutDir: t.TempDir(),
+	}
+	cfg.SetDefaults(time.Now())
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var progress strings.Builder
+	p := newProgress(&progress, false, 4, cfg.Duration)
+	i := 0
+	for _, preset := range cfg.Configs {
+		if err := runConfig(t.Context(), &cfg, preset, p, &i); err != nil {
+			t.Fatalf("%s: %v\n%s", preset, err, progress.String())
+		}
+	}
+	res, err := Collect(cfg.OutDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, preset := range cfg.Configs {
+		st := res.Staleness[preset]
+		if st == nil || st.RMSE == nil || st.SamplingRMSE == nil {
+			t.Fatalf("%s: no staleness comparison: %+v", preset, st)
+		}
+		var lines []string
+		stale := false
+		for b, m := range st.Measured {
+			lines = append(lines, fmt.Sprintf("%5.1f-%5.1f ms  reads %4d  measured %.3f  predicted %.3f", m.LoMs, m.HiMs, m.Reads, m.Fresh, st.Predicted[b].Fresh))
+			if m.Reads >= MinStalenessReads && m.Fresh < 0.8 {
+				stale = true
+			}
+		}
+		bound := 2*(*st.SamplingRMSE) + 2
+		t.Logf("%s: RMSE %.2f points (sampling alone %.2f, bound %.2f) over %d reads\n%s\n%s", preset, *st.RMSE, *st.SamplingRMSE, bound, st.Reads, strings.Join(lines, "\n"), st.Model)
+		if *st.RMSE > bound {
+			t.Errorf("%s: RMSE %.2f points, above %.2f", preset, *st.RMSE, bound)
+		}
+		if !stale {
+			t.Errorf("%s: no bucket shows staleness: nothing was compared", preset)
+		}
 	}
 }

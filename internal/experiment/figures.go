@@ -8,9 +8,9 @@ import (
 	"github.com/kvdb/kvdb/internal/report"
 )
 
-// BucketMs is the width of the timeline's buckets (ms): at the default 150
-// QPS and 50% writes about 19 writes and 19 reads fall in each, so one
-// bucket with no acknowledgement is a real gap, not chance.
+// BucketMs is the width of the timeline's buckets (ms): at the default 200
+// QPS and 50% writes 25 writes and 25 reads fall in each, so one bucket
+// with no acknowledgement is a real gap, not chance.
 const BucketMs = 250
 
 // Timeline counts a run's operations per BucketMs bucket of their intended
@@ -265,7 +265,17 @@ func runFigures(ops []history.Op, sum *load.Summary, rec ScenarioRecord, final *
 		w := u.WindowMs
 		f.unavailableMs, f.noAckMs = &w, u.NoAckMs
 	} else {
-		f.noAckMs = NoAckMs(ops, t0, endUS)
+		// A steady run: from its first acknowledgement (a W=5 write takes
+		// 1.2 s under the paper profile, so none arrives before that).
+		first := int64(math.MaxInt64)
+		for _, op := range ops {
+			if op.IsWrite() && op.Outcome() == history.WriteAcked {
+				first = min(first, op.DoneUS)
+			}
+		}
+		if first != math.MaxInt64 {
+			f.noAckMs = NoAckMs(ops, first, endUS)
+		}
 	}
 	if final != nil {
 		f.durability = AckedFate(ops, *final)

@@ -265,4 +265,11 @@ func TestRunFigures(t *testing.T) {
 	if steady.fault != nil || steady.unavailableMs != nil || steady.noAckMs != 1000 || !steady.finalCheck {
 		t.Errorf("steady figures %+v", steady)
 	}
+	// A steady run counts from its first acknowledgement: here the first
+	// write is acknowledged 1.2 s after it was sent, and from then on
+	// every bucket has one.
+	slow := scenarioHistory(func(float64) (int, float64, string) { return 201, 1200, "" }, nil)
+	if f := runFigures(slow.ops, sum, ScenarioRecord{Scenario: ScenarioSteady}, nil); f.noAckMs != 0 {
+		t.Errorf("steady figures of a run whose writes take 1.2 s: %+v", f)
+	}
 }
