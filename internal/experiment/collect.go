@@ -189,7 +189,8 @@ func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, *
 	if run.Scenario != ScenarioSteady {
 		return run, nil, nil
 	}
-	sr := &stalenessRun{samples: check.StalenessSamples(ops), floorMs: float64(h.DelayProfile.WriteFloor(h.N).Microseconds()) / 1000}
+	sr := &stalenessRun{samples: check.StalenessSamples(ops), single: check.StalenessSamples(singleWriteReads(ops)),
+		floorMs: float64(h.DelayProfile.WriteFloor(h.N).Microseconds()) / 1000}
 	switch {
 	case herr != nil:
 		sr.note = fmt.Sprintf("%s: no hop samples (%v)", run.Dir, herr)

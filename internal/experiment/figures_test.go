@@ -3,6 +3,7 @@ package experiment
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -271,5 +272,42 @@ func TestRunFigures(t *testing.T) {
 	slow := scenarioHistory(func(float64) (int, float64, string) { return 201, 1200, "" }, nil)
 	if f := runFigures(slow.ops, sum, ScenarioRecord{Scenario: ScenarioSteady}, nil); f.noAckMs != 0 {
 		t.Errorf("steady figures of a run whose writes take 1.2 s: %+v", f)
+	}
+}
+
+// singleWriteReads keeps the reads of a key with one write in flight and
+// drops those whose latest acknowledged write overlapped another, or that
+// a newer write could have reached.
+func TestSingleWriteReads(t *testing.T) {
+	s := &synth{}
+	// a: one write, a read after it: kept.
+	s.write("a", 0, 10, 201, "")
+	keepA := s.read("a", 50, 51, 200, "")
+	// b: two overlapping writes, a read after both: dropped.
+	s.write("b", 0, 30, 201, "")
+	s.write("b", 20, 40, 201, "")
+	s.read("b", 50, 51, 200, "")
+	// c: a write, then a newer one sent while the read is in flight:
+	// dropped; a read before any write: kept (nothing to place it by).
+	keepC := s.read("c", 0, 1, 404, "")
+	s.write("c", 10, 20, 201, "")
+	s.read("c", 50, 60, 200, "")
+	s.write("c", 55, 70, 201, "")
+	// d: a write, then one of unknown outcome sent before the first was
+	// acknowledged: they overlap (the unknown one never ends): dropped.
+	s.write("d", 0, 10, 201, "")
+	s.write("d", 5, 6, 503, "quorum not reached")
+	s.read("d", 50, 51, 200, "")
+	var kept []int64
+	for _, op := range singleWriteReads(s.ops) {
+		if op.IsRead() {
+			kept = append(kept, op.Seq)
+		}
+	}
+	if want := []int64{keepA.Seq, keepC.Seq}; !slices.Equal(kept, want) {
+		t.Errorf("kept reads %v, want %v", kept, want)
+	}
+	if n := len(singleWriteReads(s.ops)); n != len(s.ops)-3 {
+		t.Errorf("%d ops kept of %d, want every write kept", n, len(s.ops))
 	}
 }

@@ -126,6 +126,8 @@ type stalenessRun struct {
 	// clientHop is added to each read's t before predicting (see
 	// clientHop).
 	clientHop time.Duration
+	// single are the samples of the reads singleWriteReads keeps.
+	single []check.StalenessSample
 }
 
 // clientHop estimates the client's own hops that t (measured at the
@@ -205,12 +207,7 @@ func runModel(h clusterHealth, readFrom string, hs HopSamples) (*pbs.Model, erro
 func configStaleness(runs []stalenessRun, floorMs float64) *report.Staleness {
 	st := &report.Staleness{Runs: len(runs), MinReads: MinStalenessReads}
 	var notes []string
-	type read struct {
-		tMs   float64
-		fresh bool
-		pred  float64 // NaN: no prediction
-	}
-	var reads []read
+	var reads, singles []stalenessRead
 	modelled := 0
 	var hopSum time.Duration
 	hopN := 0
@@ -220,30 +217,20 @@ func configStaleness(runs []stalenessRun, floorMs float64) *report.Staleness {
 		if r.note != "" {
 			notes = append(notes, r.note)
 		}
-		ts := make([]time.Duration, len(r.samples))
-		for j, s := range r.samples {
-			ts[j] = time.Duration(s.TUS)*time.Microsecond + r.clientHop
-		}
 		hopSum += r.clientHop
 		hopN++
-		preds := make([]float64, len(ts))
-		for j := range preds {
-			preds[j] = math.NaN()
+		all, ok, err := predictReads(r, r.samples, uint64(i)+1)
+		if err != nil {
+			notes = append(notes, err.Error())
 		}
-		if r.model != nil {
-			p, err := r.model.Predict(ts, stalenessTrials, uint64(i)+1)
-			if err == nil {
-				preds = p
-				modelled++
-				curveRuns = append(curveRuns, r.model)
-				curveWeights = append(curveWeights, float64(len(ts)))
-			} else {
-				notes = append(notes, err.Error())
-			}
+		if ok {
+			modelled++
+			curveRuns = append(curveRuns, r.model)
+			curveWeights = append(curveWeights, float64(len(all)))
 		}
-		for j, s := range r.samples {
-			reads = append(reads, read{float64(s.TUS) / 1000, s.Fresh, preds[j]})
-		}
+		reads = append(reads, all...)
+		single, _, _ := predictReads(r, r.single, uint64(i)+1)
+		singles = append(singles, single...)
 	}
 	var meanHop time.Duration
 	if hopN > 0 {
@@ -268,10 +255,75 @@ func configStaleness(runs []stalenessRun, floorMs float64) *report.Staleness {
 	for i := range edges {
 		edges[i] = float64(i) * width
 	}
+	f := fitBuckets(reads, edges)
+	st.Reads, st.Measured, st.Predicted, st.RMSE, st.SamplingRMSE = f.Reads, f.Measured, f.Predicted, f.RMSE, f.SamplingRMSE
+	if len(singles) > 0 {
+		sf := fitBuckets(singles, edges)
+		st.SingleWrite = &sf
+	}
+	if curve != nil {
+		for i, d := range grid {
+			if durMs(d) > tMax {
+				break
+			}
+			st.Curve = append(st.Curve, report.CurvePoint{TMs: durMs(d), Fresh: curve[i]})
+		}
+	}
+	if len(curveRuns) > 0 {
+		m := curveRuns[0]
+		st.Model = describeModel(m, modelled, len(runs), meanHop)
+		if m.R > 1 && m.Sequential && m.W < m.N {
+			notes = append(notes, orderNote)
+		}
+	}
+	if modelled < len(runs) {
+		notes = append(notes, fmt.Sprintf("%d of %d runs had no prediction", len(runs)-modelled, len(runs)))
+	}
+	st.Note = strings.Join(notes, "; ")
+	return st
+}
+
+// stalenessRead is one read placed after its write, with its prediction.
+type stalenessRead struct {
+	tMs   float64
+	fresh bool
+	pred  float64 // NaN: no prediction
+}
+
+// predictReads predicts each sample with its run's model at t plus the
+// client's hops; ok reports whether there was a prediction (NaN if not).
+func predictReads(r stalenessRun, samples []check.StalenessSample, seed uint64) (out []stalenessRead, ok bool, err error) {
+	ts := make([]time.Duration, len(samples))
+	for j, s := range samples {
+		ts[j] = time.Duration(s.TUS)*time.Microsecond + r.clientHop
+	}
+	preds := make([]float64, len(ts))
+	for j := range preds {
+		preds[j] = math.NaN()
+	}
+	if r.model != nil {
+		p, perr := r.model.Predict(ts, stalenessTrials, seed)
+		if perr == nil {
+			preds, ok = p, true
+		}
+		err = perr
+	}
+	for j, s := range samples {
+		out = append(out, stalenessRead{float64(s.TUS) / 1000, s.Fresh, preds[j]})
+	}
+	return out, ok, err
+}
+
+// fitBuckets compares measured and predicted freshness per bucket of t
+// [edges[b], edges[b+1]): the fraction of the bucket's reads that were
+// fresh against their predictions' mean. The RMSE counts the buckets
+// with at least MinStalenessReads reads, all predicted.
+func fitBuckets(reads []stalenessRead, edges []float64) report.StalenessFit {
+	var f report.StalenessFit
 	var measured, predicted []float64
 	var noise float64
 	noiseN := 0
-	for b := range stalenessBuckets {
+	for b := range len(edges) - 1 {
 		lo, hi := edges[b], edges[b+1]
 		mp := report.StalenessPoint{LoMs: lo, HiMs: hi}
 		pp := mp
@@ -300,9 +352,9 @@ func configStaleness(runs []stalenessRun, floorMs float64) *report.Staleness {
 		if nPred > 0 {
 			pp.Fresh = sumPred / float64(nPred)
 		}
-		st.Reads += mp.Reads
-		st.Measured = append(st.Measured, mp)
-		st.Predicted = append(st.Predicted, pp)
+		f.Reads += mp.Reads
+		f.Measured = append(f.Measured, mp)
+		f.Predicted = append(f.Predicted, pp)
 		if mp.Reads >= MinStalenessReads && nPred == mp.Reads {
 			measured = append(measured, mp.Fresh)
 			predicted = append(predicted, pp.Fresh)
@@ -312,30 +364,64 @@ func configStaleness(runs []stalenessRun, floorMs float64) *report.Staleness {
 	}
 	if len(measured) > 0 {
 		rmse := pbs.RMSE(measured, predicted)
-		st.RMSE = &rmse
 		s := 100 * math.Sqrt(noise/float64(noiseN))
-		st.SamplingRMSE = &s
+		f.RMSE, f.SamplingRMSE = &rmse, &s
 	}
-	if curve != nil {
-		for i, d := range grid {
-			if durMs(d) > tMax {
-				break
+	return f
+}
+
+// singleWriteReads returns ops without the reads WARS does not describe:
+// a read is kept only if the latest write of its key acknowledged before
+// it was sent overlapped no other write of the key in real time (a write
+// of unknown outcome overlaps everything after it was sent), and no other
+// write of the key was sent between that acknowledgement and the read's
+// end. Writes and other reads stay.
+func singleWriteReads(ops []history.Op) []history.Op {
+	type span struct{ sent, done int64 } // done: MaxInt64 if unknown
+	writes := map[string][]span{}
+	acked := map[string][]span{}
+	for _, op := range ops {
+		if !op.IsWrite() || op.Dropped || op.SentUS == 0 {
+			continue
+		}
+		switch op.Outcome() {
+		case history.WriteAcked:
+			writes[op.Key] = append(writes[op.Key], span{op.SentUS, op.DoneUS})
+			acked[op.Key] = append(acked[op.Key], span{op.SentUS, op.DoneUS})
+		case history.WriteUnknown:
+			writes[op.Key] = append(writes[op.Key], span{op.SentUS, math.MaxInt64})
+		}
+	}
+	keep := func(r history.Op) bool {
+		var latest *span
+		for i, w := range acked[r.Key] {
+			if w.done < r.SentUS && (latest == nil || w.done > latest.done) {
+				latest = &acked[r.Key][i]
 			}
-			st.Curve = append(st.Curve, report.CurvePoint{TMs: durMs(d), Fresh: curve[i]})
 		}
-	}
-	if len(curveRuns) > 0 {
-		m := curveRuns[0]
-		st.Model = describeModel(m, modelled, len(runs), meanHop)
-		if m.R > 1 && m.Sequential && m.W < m.N {
-			notes = append(notes, orderNote)
+		if latest == nil {
+			return true // no write to place it by: StalenessSamples leaves it out
 		}
+		for _, w := range writes[r.Key] {
+			if w == *latest {
+				continue
+			}
+			overlaps := w.sent < latest.done && latest.sent < w.done
+			newer := w.sent >= latest.done && w.sent < r.DoneUS
+			if overlaps || newer {
+				return false
+			}
+		}
+		return true
 	}
-	if modelled < len(runs) {
-		notes = append(notes, fmt.Sprintf("%d of %d runs had no prediction", len(runs)-modelled, len(runs)))
+	out := make([]history.Op, 0, len(ops))
+	for _, op := range ops {
+		if op.IsRead() && !keep(op) {
+			continue
+		}
+		out = append(out, op)
 	}
-	st.Note = strings.Join(notes, "; ")
-	return st
+	return out
 }
 
 // orderNote explains the gap WARS leaves for R>1 under sequential

@@ -187,10 +187,28 @@ type Staleness struct {
 	RMSE         *float64 `json:"rmse"`
 	SamplingRMSE *float64 `json:"rmse_sampling"`
 	MinReads     int      `json:"min_reads"`
+	// SingleWrite is the same comparison over the reads WARS describes:
+	// those of a key with one write in flight — its latest acknowledged
+	// write overlapped no other write of the key, and no newer one was sent
+	// before the read ended. Measured freshness counts a read that returns
+	// any write concurrent with the latest as fresh (real-time order), which
+	// a model of one write at a time cannot predict; the gap between RMSE
+	// and SingleWrite.RMSE is what concurrent writes of a key add.
+	SingleWrite *StalenessFit `json:"single_write,omitempty"`
 	// Model describes the PBS model used; Note any caveat (e.g. why no
 	// prediction could be made).
 	Model string `json:"model,omitempty"`
 	Note  string `json:"note,omitempty"`
+}
+
+// StalenessFit is a measured curve against its prediction over a subset of
+// the reads, in the same buckets as Staleness.
+type StalenessFit struct {
+	Reads        int              `json:"reads"`
+	Measured     []StalenessPoint `json:"measured"`
+	Predicted    []StalenessPoint `json:"predicted"`
+	RMSE         *float64         `json:"rmse"`
+	SamplingRMSE *float64         `json:"rmse_sampling"`
 }
 
 // StalenessPoint is one bucket [LoMs, HiMs) of a staleness curve.
