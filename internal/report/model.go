@@ -82,8 +82,8 @@ type Run struct {
 	WriteUnavailableMs *float64 `json:"write_unavailable_ms"`
 	// NoAckMs is the total time with no acknowledged write: the
 	// TimelineBucketMs buckets, from the fault's start (a steady run: from
-	// its start) to the end of the sending window, in which no write
-	// acknowledgement arrived.
+	// its first acknowledgement) to the end of the sending window, in
+	// which no write acknowledgement arrived.
 	NoAckMs float64 `json:"no_ack_ms"`
 	// AckedWrites counts acknowledged writes. After the run, once the
 	// cluster settled, every key was read from every node's own copy:
