@@ -39,6 +39,8 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 	fs.DurationVar(&cfg.HealAt, "heal-at", 0, "when the fault is healed (default 5s; 2.5s with --quick, 18s with --full)")
 	fs.Float64Var(&cfg.QPS, "qps", 200, "target requests per second of each run")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 0, "bound on each request of the load (default 2.5s)")
+	readRepair := true
+	fs.BoolVar(&readRepair, "read-repair", true, "read repair on the nodes (off: R>1 reads leave the replicas they saw behind as they were, as PBS's model assumes)")
 	fs.BoolVar(&cfg.Quick, "quick", false, "a small matrix of short runs, in under two minutes")
 	fs.BoolVar(&cfg.Full, "full", false, "longer, steadier runs (30s each)")
 	fs.StringVar(&cfg.OutDir, "out", "", "results folder (default results/<timestamp>)")
@@ -51,6 +53,7 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 		return usageExit(fs, env.Stderr, fmt.Errorf("fault-ratio %g: want a percentage 0..100", faultRatio))
 	}
 	cfg.FaultRatio = faultRatio / 100
+	cfg.DisableReadRepair = !readRepair
 	cfg.Scenarios = splitList(scenarios)
 	var err error
 	if ratios != "" {

@@ -190,7 +190,7 @@ func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, *
 		return run, nil, nil
 	}
 	sr := &stalenessRun{samples: check.StalenessSamples(ops), single: check.StalenessSamples(singleWriteReads(ops)),
-		floorMs: float64(h.DelayProfile.WriteFloor(h.N).Microseconds()) / 1000}
+		floorMs: float64(h.DelayProfile.WriteFloor(h.N).Microseconds()) / 1000, noReadRepair: rec.ReadRepairOff}
 	switch {
 	case herr != nil:
 		sr.note = fmt.Sprintf("%s: no hop samples (%v)", run.Dir, herr)

@@ -87,6 +87,11 @@ type Config struct {
 	FaultRatio float64
 	// Delays is the delay profile (default paper).
 	Delays replication.Delays
+	// DisableReadRepair turns the nodes' read repair off (R>1 reads then
+	// leave the replicas they saw behind as they were): the setting under
+	// which PBS's WARS model, which has no read repair, describes R>1
+	// partial quorums.
+	DisableReadRepair bool
 	// Duration is each steady run's length (default 7s; Quick 2s; Full
 	// 30s).
 	Duration time.Duration
@@ -347,7 +352,7 @@ func (c *Config) runLength(s runSpec) time.Duration {
 func startCluster(ctx context.Context, cfg *Config, preset string) (*cluster.Cluster, *transport.Faults, error) {
 	faults := transport.NewFaults()
 	c, err := cluster.Start(ctx, cluster.Config{Preset: preset, Faults: faults,
-		Node: node.Config{Replication: replication.Config{Delays: cfg.Delays}, Logger: cfg.Logger}})
+		Node: node.Config{Replication: replication.Config{Delays: cfg.Delays, DisableReadRepair: cfg.DisableReadRepair}, Logger: cfg.Logger}})
 	return c, faults, err
 }
 
@@ -437,6 +442,7 @@ func runOne(ctx context.Context, cfg *Config, c *cluster.Cluster, faults *transp
 	if driver != nil {
 		rec = driver.finish()
 	}
+	rec.ReadRepairOff = cfg.DisableReadRepair
 	if err != nil && sum == nil {
 		return fmt.Errorf("%s: %w", s.label(), err)
 	}

@@ -18,17 +18,17 @@ import (
 // keeps running; the run then goes on to show the recovery.
 //
 //   - steady: no fault.
-//   - kill-follower: kill -9 of a follower — in leaderless mode of a node:
-//     the last node (node5), which every other coordinator's sequential
-//     replication visits last. Healed by restarting it with an empty store
-//     (as a supervisor restarts a crashed container); it catches up from
-//     its peers before it serves.
+//   - kill-follower: kill -9 of a follower (the last one in member order,
+//     node5: the leader, node1, replicates to it last) — in leaderless mode
+//     of a node, node5. Healed by restarting it with an empty store (as a
+//     supervisor restarts a crashed container); it catches up from its
+//     peers before it serves.
 //   - kill-leader: kill -9 of the leader. Leaderless mode has none, and the
-//     load spreads reads and writes uniformly over the nodes, so no node is
-//     used more by the clients: node1 is killed, the node every other
-//     coordinator's sequential replication visits first (the paper profile
-//     replicates in member order), so the one the cluster leans on most.
-//     Healed by a restart, as kill-follower.
+//     load spreads reads and writes uniformly over the nodes while each
+//     coordinator replicates to its successors in member order, as a ring,
+//     so every node is used alike: node1 is killed. (In leaderless mode
+//     kill-leader and kill-follower are thus the same fault on two
+//     different nodes.) Healed by a restart, as kill-follower.
 //   - partition: the leader (leaderless: node1) is cut off from every
 //     other node, raft's connections included (transport.Faults.Isolate),
 //     while clients still reach it. Healed by removing the cut.
@@ -77,6 +77,8 @@ type ScenarioRecord struct {
 	EndUS   int64 `json:"end_us,omitempty"`
 	// Error reports a fault or heal that failed.
 	Error string `json:"error,omitempty"`
+	// ReadRepairOff records that the nodes ran with read repair off.
+	ReadRepairOff bool `json:"read_repair_off,omitempty"`
 }
 
 // faultDriver injects one run's fault at t0+at and heals it at t0+heal.
