@@ -11,7 +11,7 @@ import (
 
 // Cluster runs a local cluster until ctx is cancelled.
 func Cluster(ctx context.Context, args []string, env Env) int {
-	fs := newFlagSet("cluster", "--config w5r1|w1r5|w3r3|leaderless [flags]", env.Stderr, false)
+	fs := newFlagSet("cluster", "--config "+strings.Join(cluster.PresetNames(), "|")+" [flags]", env.Stderr, false)
 	cfg := cluster.DefaultConfig()
 	cfg.BasePort = 8080
 	var logLevel string
