@@ -31,29 +31,29 @@ func Build(res *Results, dir string) (*Output, error) {
 	if err := os.MkdirAll(chartDir, 0o755); err != nil {
 		return nil, err
 	}
-	sections, err := charts(res)
+	if err := loadOps(res, dir); err != nil {
+		return nil, err
+	}
+	doc, err := compose(res)
 	if err != nil {
 		return nil, err
 	}
 	out := &Output{HTML: filepath.Join(dir, "report.html"), PDF: filepath.Join(dir, "report.pdf"),
 		JSON: filepath.Join(dir, "report.json"), Markdown: filepath.Join(dir, "report.md"), ChartDir: chartDir}
-	for _, s := range sections {
-		for _, c := range s.Charts {
-			if err := c.Save(chartDir); err != nil {
-				return nil, err
-			}
-			out.Charts = append(out.Charts, filepath.Join(chartDir, c.Name+".png"), filepath.Join(chartDir, c.Name+".svg"))
+	for _, c := range doc.charts() {
+		if err := c.Save(chartDir); err != nil {
+			return nil, err
 		}
+		out.Charts = append(out.Charts, filepath.Join(chartDir, c.Name+".png"), filepath.Join(chartDir, c.Name+".svg"))
 	}
-	analysis := Analyze(res)
-	notes := []Paragraph{generatorNote(res)}
-	if err := writeHTML(out.HTML, res, analysis, notes, sections, chartDir); err != nil {
+	analysis := doc.Analysis
+	if err := writeHTML(out.HTML, res, doc); err != nil {
 		return nil, err
 	}
-	if err := writePDF(out.PDF, res, analysis, notes, sections); err != nil {
+	if err := writePDF(out.PDF, res, doc); err != nil {
 		return nil, err
 	}
-	if err := writeMarkdown(out.Markdown, res, analysis, notes); err != nil {
+	if err := writeMarkdown(out.Markdown, res, doc); err != nil {
 		return nil, err
 	}
 	b, err := json.MarshalIndent(struct {
@@ -63,7 +63,11 @@ func Build(res *Results, dir string) (*Output, error) {
 		Runs      []Run                 `json:"runs"`
 		Staleness map[string]*Staleness `json:"staleness,omitempty"`
 		Analysis  []Paragraph           `json:"analysis"`
-	}{res.Title, res.Started, res.Delays, res.Runs, res.Staleness, analysis}, "", "  ")
+		// Findings and Recommendations open the report (findings.go,
+		// recommend.go).
+		Findings        []string         `json:"findings"`
+		Recommendations []Recommendation `json:"recommendations"`
+	}{res.Title, res.Started, res.Delays, res.Runs, res.Staleness, analysis, doc.Findings, doc.Recommendations}, "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -99,12 +103,14 @@ func charts(res *Results) ([]section, error) {
 	across := section{Heading: "Across write ratios"}
 	for _, spec := range []struct {
 		name, title string
-		stats       func(*Run) Stats
+		value       func(*Run) (float64, bool)
 	}{
-		{"p50-p99-read", "Read latency p50 (solid) and p99 (dashed) by config", func(r *Run) Stats { return r.Read }},
-		{"p50-p99-write", "Write latency p50 (solid) and p99 (dashed) by config", func(r *Run) Stats { return r.Write }},
+		{"p50-read", "Read latency p50 by config", func(r *Run) (float64, bool) { return r.Read.P50, okCount(r.Read) > 0 }},
+		{"p99-read", "Read latency p99 by config", func(r *Run) (float64, bool) { return r.Read.P99, okCount(r.Read) > 0 }},
+		{"p50-write", "Write latency p50 by config", func(r *Run) (float64, bool) { return r.Write.P50, okCount(r.Write) > 0 }},
+		{"p99-write", "Write latency p99 by config", func(r *Run) (float64, bool) { return r.Write.P99, okCount(r.Write) > 0 }},
 	} {
-		c, err := AcrossRatios(spec.name, spec.title, res, spec.stats)
+		c, err := AcrossRatios(spec.name, spec.title, res, spec.value)
 		if err != nil {
 			return nil, err
 		}

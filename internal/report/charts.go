@@ -10,7 +10,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -135,43 +134,34 @@ func (msTicks) Ticks(min, max float64) []plot.Tick {
 }
 
 func newPlot(title, xlabel, ylabel string) *plot.Plot {
+	p := newBarePlot(title, xlabel, ylabel)
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// newBarePlot is newPlot without the grid, for charts that draw something
+// under it first (a fault's window) or want only part of it.
+func newBarePlot(title, xlabel, ylabel string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = xlabel
 	p.Y.Label.Text = ylabel
-	p.Add(plotter.NewGrid())
+	useChartFont(p, nil)
 	return p
 }
 
 func newLegend() *legend {
 	l := &legend{Legend: plot.NewLegend()}
 	l.Top, l.Left = true, true
+	l.TextStyle.Font.Typeface, l.TextStyle.Font.Variant = chartFont.Typeface, chartFont.Variant
+	l.TextStyle.Font.Size = vg.Points(9)
+	l.ThumbnailWidth = vg.Points(26)
 	return l
 }
 
 func logY(p *plot.Plot) {
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = msTicks{}
-}
-
-// addLine adds a named line in the i-th style.
-func addLine(p *plot.Plot, lg *legend, i int, name string, xy plotter.XYs, dashed bool) error {
-	if len(xy) == 0 {
-		return nil
-	}
-	lg.lines++
-	l, err := plotter.NewLine(xy)
-	if err != nil {
-		return err
-	}
-	l.Color = plotutil.Color(i)
-	l.Width = vg.Points(1.5)
-	if dashed {
-		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-	}
-	p.Add(l)
-	lg.add(name, l)
-	return nil
 }
 
 // LatencySpectrum plots latency against percentile for each run, on log
@@ -182,7 +172,8 @@ func LatencySpectrum(name, title string, runs []*Run, spectrum func(*Run) []Poin
 	lg := newLegend()
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = percentTicks{}
-	for i, r := range runs {
+	var ls lineSet
+	for _, r := range runs {
 		var xy plotter.XYs
 		for _, pt := range spectrum(r) {
 			if pt.P >= 100 {
@@ -190,9 +181,10 @@ func LatencySpectrum(name, title string, runs []*Run, spectrum func(*Run) []Poin
 			}
 			xy = append(xy, plotter.XY{X: 1 / (1 - pt.P/100), Y: math.Max(pt.Ms, minMs)})
 		}
-		if err := addLine(p, lg, i, r.Config, xy, false); err != nil {
-			return Chart{}, err
-		}
+		ls.add(series{config: r.Config, xy: xy, markers: true})
+	}
+	if err := ls.draw(p, lg); err != nil {
+		return Chart{}, err
 	}
 	return finish(name, title, p, lg)
 }
@@ -200,11 +192,12 @@ func LatencySpectrum(name, title string, runs []*Run, spectrum func(*Run) []Poin
 // IntervalCDF plots, for each run, the fraction of reads of a written key
 // whose write-to-read interval is at most x.
 func IntervalCDF(name, title string, runs []*Run) (Chart, error) {
-	p := newPlot(title, "interval from write to read of the same key (ms, log)", "fraction of reads")
+	p := newPlot(title, "write-to-read interval, same key (ms, log)", "fraction of reads")
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = msTicks{}
 	lg := newLegend()
-	for i, r := range runs {
+	var ls lineSet
+	for _, r := range runs {
 		if len(r.Intervals) == 0 {
 			continue
 		}
@@ -216,16 +209,17 @@ func IntervalCDF(name, title string, runs []*Run) (Chart, error) {
 			xy = append(xy, plotter.XY{X: math.Max(v[j], 0.1), Y: float64(j+1) / float64(len(v))})
 		}
 		xy = append(xy, plotter.XY{X: math.Max(v[len(v)-1], 0.1), Y: 1})
-		if err := addLine(p, lg, i, r.Config, xy, false); err != nil {
-			return Chart{}, err
-		}
+		ls.add(series{config: r.Config, xy: xy, markers: true})
+	}
+	if err := ls.draw(p, lg); err != nil {
+		return Chart{}, err
 	}
 	return finish(name, title, p, lg)
 }
 
-// AcrossRatios plots p50 (solid) and p99 (dashed) of one op for every
-// config against the write ratio.
-func AcrossRatios(name, title string, res *Results, stats func(*Run) Stats) (Chart, error) {
+// AcrossRatios plots one latency figure (e.g. an op's p50) of every config
+// against the write ratio.
+func AcrossRatios(name, title string, res *Results, value func(*Run) (float64, bool)) (Chart, error) {
 	p := newPlot(title, "write ratio", "latency (ms, log)")
 	logY(p)
 	lg := newLegend()
@@ -235,26 +229,22 @@ func AcrossRatios(name, title string, res *Results, stats func(*Run) Stats) (Cha
 		labels[i] = pct(r)
 	}
 	p.NominalX(labels...)
-	for i, cfg := range res.Configs() {
-		var p50, p99 plotter.XYs
+	var ls lineSet
+	for _, cfg := range res.Configs() {
+		var xy plotter.XYs
 		for j, ratio := range ratios {
 			run := res.Find(cfg, ratio)
 			if run == nil {
 				continue
 			}
-			s := stats(run)
-			if s.Count-s.Errors <= 0 {
-				continue
+			if v, ok := value(run); ok {
+				xy = append(xy, plotter.XY{X: float64(j), Y: math.Max(v, minMs)})
 			}
-			p50 = append(p50, plotter.XY{X: float64(j), Y: math.Max(s.P50, minMs)})
-			p99 = append(p99, plotter.XY{X: float64(j), Y: math.Max(s.P99, minMs)})
 		}
-		if err := addLine(p, lg, i, cfg+" p50", p50, false); err != nil {
-			return Chart{}, err
-		}
-		if err := addLine(p, lg, i, cfg+" p99", p99, true); err != nil {
-			return Chart{}, err
-		}
+		ls.add(series{config: cfg, xy: xy, markers: true})
+	}
+	if err := ls.draw(p, lg); err != nil {
+		return Chart{}, err
 	}
 	return finish(name, title, p, lg)
 }
@@ -299,7 +289,7 @@ func groupedBars(name, title, xlabel, ylabel string, labels []string, series []b
 		if err != nil {
 			return Chart{}, err
 		}
-		b.Color = plotutil.Color(i)
+		b.Color = configStyle(sr.name).Color
 		b.LineStyle.Width = 0
 		b.Offset = w * vg.Length(float64(i)-float64(len(series)-1)/2)
 		p.Add(b)
@@ -344,7 +334,7 @@ func InversionWindow(name, title string, res *Results) (Chart, error) {
 		}
 		series = append(series, barSeries{cfg, vals})
 	}
-	return groupedBars(name, title, "time since the key's latest write was sent (ms)", "inversions", labels, series)
+	return groupedBars(name, title, "age of the key's latest write (ms)", "inversions", labels, series)
 }
 
 // pct formats a ratio as a percentage: 0.1 -> "10%".

@@ -111,6 +111,12 @@ type Run struct {
 	// nodes measured in this run (PBS's W, A, R, S: write, ack, read,
 	// response).
 	Hops map[string]HopStats `json:"hops,omitempty"`
+
+	// Ops is every operation of the run as a point of the Jepsen-style
+	// timeline chart (presentation only, not in report.json). The
+	// collector may fill it; when it is nil, Build reads the run's
+	// history file under Dir for the fault runs (see timeline.go).
+	Ops []OpPoint `json:"-"`
 }
 
 // Fault is a fault's target and window, in ms from the run's start (the

@@ -62,8 +62,8 @@ func TestBuildWritesEveryFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := append([]string{out.HTML, out.PDF, out.JSON, out.Markdown}, out.Charts...)
-	// 4 ratios x 3 charts + 5 across-ratio charts, each PNG and SVG.
-	if want := 2 * (4*3 + 5); len(out.Charts) != want {
+	// 4 ratios x 3 charts + 7 across-ratio charts, each PNG and SVG.
+	if want := 2 * (4*3 + 7); len(out.Charts) != want {
 		t.Errorf("%d chart files, want %d", len(out.Charts), want)
 	}
 	for _, f := range files {
@@ -73,8 +73,11 @@ func TestBuildWritesEveryFile(t *testing.T) {
 		}
 	}
 	html, _ := os.ReadFile(out.HTML)
-	if !strings.Contains(string(html), "data:image/png;base64,") {
-		t.Error("HTML does not embed its charts")
+	if n := strings.Count(string(html), "<svg role=\"img\""); n != len(out.Charts)/2 {
+		t.Errorf("HTML embeds %d charts as inline SVG, want %d", n, len(out.Charts)/2)
+	}
+	if strings.Contains(string(html), "data:image/png") {
+		t.Error("HTML embeds raster charts")
 	}
 	if strings.Contains(string(html), "src=\"http") {
 		t.Error("HTML loads something from the network")

@@ -1,0 +1,114 @@
+package report
+
+import (
+	"fmt"
+
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// StalenessChart draws one config's staleness over time since
+// acknowledgement: the measured share of fresh reads per bucket of t (the
+// config's markers, drawn only for buckets with at least MinReads reads;
+// fainter markers for the others) and PBS's predicted curve (the config's
+// line).
+func StalenessChart(name, title, cfg string, st *Staleness) (Chart, error) {
+	p := newPlot(title, "t: time since the acknowledgement (ms)", "P(fresh at t)")
+	p.Y.Min, p.Y.Max = -4, 104
+	p.Y.Tick.Marker = percentAxis
+	lg := newLegend()
+	style := configStyle(cfg)
+	var curve plotter.XYs
+	for _, c := range st.Curve {
+		curve = append(curve, plotter.XY{X: c.TMs, Y: 100 * c.Fresh})
+	}
+	if len(curve) == 0 {
+		for _, c := range st.Predicted {
+			if c.Reads > 0 {
+				curve = append(curve, plotter.XY{X: c.TMs, Y: 100 * c.Fresh})
+			}
+		}
+	}
+	if len(curve) > 0 {
+		l, err := plotter.NewLine(curve)
+		if err != nil {
+			return Chart{}, err
+		}
+		l.Color, l.Width = style.Color, vg.Points(2)
+		p.Add(l)
+		label := "PBS predicted"
+		if st.RMSE != nil {
+			label = fmt.Sprintf("PBS predicted (RMSE %.1f pts)", *st.RMSE)
+		}
+		lg.add(label, l)
+		lg.lines++
+	}
+	var solid, faint plotter.XYs
+	n := 0
+	for _, m := range st.Measured {
+		if m.Reads == 0 {
+			continue
+		}
+		pt := plotter.XY{X: m.TMs, Y: 100 * m.Fresh}
+		if m.Reads >= st.MinReads {
+			solid = append(solid, pt)
+			n += m.Reads
+		} else {
+			faint = append(faint, pt)
+		}
+	}
+	for _, s := range []struct {
+		xy    plotter.XYs
+		label string
+		f     float64
+	}{
+		{solid, fmt.Sprintf("measured (%d reads)", n), 1},
+		{faint, fmt.Sprintf("measured, < %d reads", st.MinReads), 0.4},
+	} {
+		if len(s.xy) == 0 {
+			continue
+		}
+		sc, err := plotter.NewScatter(s.xy)
+		if err != nil {
+			return Chart{}, err
+		}
+		// filled circles: some configs' line markers are thin (+, ×)
+		sc.GlyphStyle = draw.GlyphStyle{Color: fade(style.Color, s.f), Radius: vg.Points(3.4), Shape: draw.CircleGlyph{}}
+		p.Add(sc)
+		lg.add(s.label, sc)
+		lg.lines++
+	}
+	p.X.Min = 0
+	c, err := finish(name, title, p, lg)
+	c.Caption = "markers: the measured share of fresh reads per bucket of t; line: the PBS prediction"
+	return c, err
+}
+
+// MeasuredStaleness draws every config's measured P(fresh) over t in one
+// chart (buckets with at least MinReads reads), in the configs' styles.
+func MeasuredStaleness(name, title string, res *Results) (Chart, error) {
+	p := newPlot(title, "t: time since the acknowledgement (ms)", "reads that are fresh")
+	p.Y.Min, p.Y.Max = -4, 104
+	p.Y.Tick.Marker = percentAxis
+	lg := newLegend()
+	var ls lineSet
+	for _, cfg := range res.Configs() {
+		st := res.Staleness[cfg]
+		if st == nil {
+			continue
+		}
+		var xy plotter.XYs
+		for _, m := range st.Measured {
+			if m.Reads > 0 && m.Reads >= st.MinReads {
+				xy = append(xy, plotter.XY{X: m.TMs, Y: 100 * m.Fresh})
+			}
+		}
+		ls.add(series{config: cfg, xy: xy, markers: true})
+	}
+	if err := ls.draw(p, lg); err != nil {
+		return Chart{}, err
+	}
+	p.X.Min = 0
+	return finish(name, title, p, lg)
+}
