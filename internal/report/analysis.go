@@ -231,8 +231,11 @@ func leaderlessTrade(res *Results) (Paragraph, bool) {
 			fmt.Fprintf(&b, "%s showed no inversions and no linearizability violation: its quorum reads write a version still in flight back to W replicas before answering, as its leader-follower twin's do. ", cfg)
 		case inv == 0 && linFail == 0:
 			fmt.Fprintf(&b, "In these runs %s showed no inversions and no linearizability violation, so its write window was not caught by this load. ", cfg)
-		case twins == 0:
+		case twins == 0 && ll[0].R == 1:
 			fmt.Fprintf(&b, "%s lost read order: %d inversions, %d runs not linearizable, because with R=1 a read is served by whichever node it reaches while a write still travels replica to replica. ", cfg, inv, linFail)
+		case twins == 0:
+			fmt.Fprintf(&b, "%s lost read order: %d inversions, %d runs not linearizable, because with R+W=%d≤N=%d a read's %d replicas need not include any of the %d a write has reached while it still travels replica to replica. ",
+				cfg, inv, linFail, ll[0].R+ll[0].W, ll[0].N, ll[0].R, ll[0].W)
 		case float64(inv) > 1.5*float64(twinInv):
 			fmt.Fprintf(&b, "%s lost read order more often than leader-follower with the same quorums (%d inversions against %d): besides the write window both have, its writes start at different coordinators, so replicas receive them in different orders. ", cfg, inv, twinInv)
 		case float64(inv)*1.5 < float64(twinInv):
@@ -288,6 +291,13 @@ func suitability(res *Results) (Paragraph, bool) {
 		}
 		fmt.Fprintf(&b, "%s was cheapest at %s writes. ", c, strings.Join(wins[c], ", "))
 		switch {
+		case sample.R+sample.W <= sample.N:
+			stale, reads, ok := staleTotals(res, c)
+			measured := ""
+			if ok {
+				measured = fmt.Sprintf(" (%s of its reads were stale here)", percent(float64(stale)/float64(reads)))
+			}
+			fmt.Fprintf(&b, "Its writes wait for %d copies and its reads ask %d, so both are cheap, but R+W≤N: a read can miss an acknowledged write%s. It suits data where a stale read is harmless (caches, counters read approximately, feeds), not data read to decide. ", sample.W, sample.R, measured)
 		case sample.W == sample.N && sample.R == 1:
 			b.WriteString("Every replica holds an acknowledged write, so any node answers fresh reads at local speed: it suits read-mostly data that must never be read stale (configuration, catalogues, account settings) and can afford slow writes. ")
 		case sample.W == 1:
@@ -305,7 +315,7 @@ func suitability(res *Results) (Paragraph, bool) {
 		}
 	}
 	if len(never) > 0 {
-		fmt.Fprintf(&b, "%s was never the cheapest leader-follower config at the ratios measured. ", strings.Join(never, " and "))
+		fmt.Fprintf(&b, "%s %s never the cheapest leader-follower config at the ratios measured. ", list(never), map[bool]string{true: "was", false: "were"}[len(never) == 1])
 	}
 	return Paragraph{Heading: "Which application each suits", Text: strings.TrimSpace(b.String())}, true
 }
