@@ -6,11 +6,12 @@
 # usage: scripts/report-tools.sh install            apt-get the tools unless present
 #        scripts/report-tools.sh render DIR [OUT]   DIR/report.html -> OUT/html.png,
 #                                                   DIR/report.pdf  -> OUT/pdf-N.png
-#                                                   (OUT defaults to DIR/look)
+#                                                   (OUT defaults to DIR/look; HEIGHT, default
+#                                                   40000, is the screenshot's height in px)
 set -euo pipefail
 
 usage() {
-  sed -n '2,10p' "$0" >&2
+  sed -n '2,11p' "$0" >&2
 }
 
 install_tools() {
@@ -31,9 +32,10 @@ render() { # $1 = results folder, $2 = output folder
   out="${2:-$dir/look}"
   mkdir -p "$out"
   install_tools
-  # A tall window: the screenshot is the page from the top down to 8000 px.
+  # A tall window: the screenshot is the page from the top down to HEIGHT px
+  # (white below the page's end).
   chromium --headless --disable-gpu --no-sandbox --hide-scrollbars \
-    --screenshot="$out/html.png" --window-size=1280,16000 "file://$dir/report.html" >/dev/null 2>&1
+    --screenshot="$out/html.png" --window-size="1280,${HEIGHT:-40000}" "file://$dir/report.html" >/dev/null 2>&1
   pdftoppm -png -r 60 "$dir/report.pdf" "$out/pdf"
   ls "$out"
 }

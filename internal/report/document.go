@@ -38,6 +38,9 @@ type table struct {
 	Rows      [][]string
 	ConfigCol int
 	Wrap      bool
+	// Runs, when set, holds each row's run: the HTML links a row's last
+	// cell ("linearizable") to porcupine's visualization of its violation.
+	Runs []*Run
 }
 
 // charts returns every chart of the document.
@@ -76,11 +79,12 @@ func compose(res *Results) (*document, error) {
 	if len(steady.Runs) > 0 {
 		d.Analysis = Analyze(steady)
 		d.add(block{Heading: "Steady runs: latency, consistency, analysis", Level: 2})
-		var rows [][]string
+		t := &table{Header: tableHeader, ConfigCol: 0}
 		for i := range steady.Runs {
-			rows = append(rows, tableRow(&steady.Runs[i]))
+			t.Rows = append(t.Rows, tableRow(&steady.Runs[i]))
+			t.Runs = append(t.Runs, &steady.Runs[i])
 		}
-		d.add(block{Table: &table{Header: tableHeader, Rows: rows, ConfigCol: 0}})
+		d.add(block{Table: t})
 		for _, p := range append(slices.Clone(d.Analysis), generatorNote(steady)) {
 			d.add(block{Heading: p.Heading, Level: 3}, block{Text: p.Text})
 		}
@@ -108,10 +112,10 @@ func (d *document) faultDetails(res *Results) error {
 	d.add(block{Heading: "Faults: how long writes stopped, what was lost", Level: 2})
 	d.add(block{Text: faultIntro(res, scs)})
 	d.add(block{Table: faultMatrix(res, scs)})
-	d.add(block{Table: faultTable(res, scs)})
 	for _, sc := range scs {
 		runs := scenarioRuns(res, sc)
 		d.add(block{Heading: scenarioTitle(sc), Level: 3})
+		d.add(block{Table: faultTable(runs)})
 		var cs []Chart
 		for _, w := range []bool{true, false} {
 			what := "Reads"
@@ -222,30 +226,29 @@ func faultMatrix(res *Results, scs []string) *table {
 	return t
 }
 
-// faultTable lists every fault run's figures.
-func faultTable(res *Results, scs []string) *table {
-	t := &table{Header: []string{"config", "scenario", "target", "writes unavailable", "no ack", "acked", "lost", "partial", "converged",
+// faultTable lists the figures of one scenario's runs.
+func faultTable(runs []*Run) *table {
+	t := &table{Header: []string{"config", "target", "writes unavailable", "no ack", "acked", "lost", "partial", "converged",
 		"write errors by status", "read errors by status", "stale", "linearizable"}, ConfigCol: 0}
-	for _, sc := range scs {
-		for _, r := range scenarioRuns(res, sc) {
-			target, window := "–", "–"
-			if r.Fault != nil {
-				target = r.Fault.Target + " (" + r.Fault.Role + ")"
-			}
-			if r.WriteUnavailableMs != nil {
-				window = dur(*r.WriteUnavailableMs)
-				if r.Fault != nil && !r.Fault.Recovered {
-					window += " (not recovered)"
-				}
-			}
-			lost, partial, conv := "–", "–", "–"
-			if r.FinalCheck {
-				lost, partial = strconv.Itoa(r.AckedLost), strconv.Itoa(r.AckedPartial)
-				conv = map[bool]string{true: "yes", false: "no"}[r.Converged]
-			}
-			t.Rows = append(t.Rows, []string{r.Config, sc, target, window, dur(r.NoAckMs), strconv.Itoa(r.AckedWrites), lost, partial, conv,
-				statusCounts(r.WriteErrorsByStatus), statusCounts(r.ReadErrorsByStatus), strconv.Itoa(r.StaleReads), linText(r)})
+	for _, r := range runs {
+		target, window := "–", "–"
+		if r.Fault != nil {
+			target = r.Fault.Target + " (" + r.Fault.Role + ")"
 		}
+		if r.WriteUnavailableMs != nil {
+			window = dur(*r.WriteUnavailableMs)
+			if r.Fault != nil && !r.Fault.Recovered {
+				window += " (not recovered)"
+			}
+		}
+		lost, partial, conv := "–", "–", "–"
+		if r.FinalCheck {
+			lost, partial = strconv.Itoa(r.AckedLost), strconv.Itoa(r.AckedPartial)
+			conv = map[bool]string{true: "yes", false: "no"}[r.Converged]
+		}
+		t.Rows = append(t.Rows, []string{r.Config, target, window, dur(r.NoAckMs), strconv.Itoa(r.AckedWrites), lost, partial, conv,
+			statusCounts(r.WriteErrorsByStatus), statusCounts(r.ReadErrorsByStatus), strconv.Itoa(r.StaleReads), linText(r)})
+		t.Runs = append(t.Runs, r)
 	}
 	return t
 }

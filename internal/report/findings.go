@@ -97,9 +97,9 @@ func writabilityFinding(res *Results, scenario string) (string, bool) {
 	case len(stayed) == 0:
 		return fmt.Sprintf("%s, every config stopped acknowledging writes, for %s%s.", when, windows(stopped), tail), true
 	}
-	again := "they were writable again after " + windows(stayed)
-	if len(stayed) == 1 {
-		again = "writable again after " + windowOf(stayed[0])
+	again := "writable again after " + windowOf(stayed[0])
+	if len(stayed) > 1 {
+		again = fmt.Sprintf("writable again after %s to %s", windowOf(stayed[0]), windowOf(stayed[len(stayed)-1]))
 	}
 	return fmt.Sprintf("%s, only %s kept acknowledging writes (%s, one write's latency), while writes were unavailable for %s%s.",
 		when, list(names(stayed)), again, windows(stopped), tail), true

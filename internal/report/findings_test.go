@@ -348,3 +348,47 @@ func TestOpPoints(t *testing.T) {
 		t.Errorf("point %+v", pts[1])
 	}
 }
+
+// A run's "no" in the linearizable column links to porcupine's
+// visualization beside its history, in the summary and the fault tables.
+func TestViolationLinks(t *testing.T) {
+	dir := t.TempDir()
+	res := synthFaults(true)
+	for i := range res.Runs {
+		r := &res.Runs[i]
+		r.Dir = filepath.Join("runs", r.Config+"-"+r.Scenario+"-"+pct(r.WriteRatio))
+		if r.Linearizable != nil && !*r.Linearizable {
+			if err := os.MkdirAll(filepath.Join(dir, r.Dir), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, r.Dir, vizFile), []byte("<html></html>"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	res.Runs[len(res.Runs)-1].Linearizable = new(bool) // a fault run too
+	last := &res.Runs[len(res.Runs)-1]
+	if err := os.MkdirAll(filepath.Join(dir, last.Dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, last.Dir, vizFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Build(res, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := os.ReadFile(out.HTML)
+	want := 0
+	for i := range res.Runs {
+		if r := &res.Runs[i]; r.Linearizable != nil && !*r.Linearizable {
+			want++
+			if !strings.Contains(string(html), `<a href="`+filepath.ToSlash(filepath.Join(r.Dir, vizFile))+`">no</a>`) {
+				t.Errorf("no link to %s", r.Dir)
+			}
+		}
+	}
+	if got := strings.Count(string(html), vizFile+`">no</a>`); got != want {
+		t.Errorf("%d links, want %d", got, want)
+	}
+}

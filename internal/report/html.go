@@ -40,6 +40,7 @@ type htmlRow struct {
 
 type htmlBlock struct {
 	Heading string
+	ID      string // anchor of a heading
 	Level   int
 	Text    template.HTML
 	Small   bool
@@ -66,6 +67,7 @@ type htmlPage struct {
 	Recs     []htmlRec
 	Keys     []htmlKey
 	Details  []htmlBlock
+	TOC      []htmlBlock // the details' level-2 headings
 }
 
 var pageTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
@@ -79,7 +81,7 @@ table{border-collapse:collapse;font-size:.82em;font-variant-numeric:tabular-nums
 th,td{border:1px solid #ccc;padding:.25em .45em;text-align:right;vertical-align:top}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
 table.wrap td,table.wrap th{text-align:left}
-.tablebox{overflow-x:auto}table:not(.wrap) td{white-space:nowrap}p.small{font-size:.85em;color:#444;margin:.3em 0}
+.tablebox{overflow-x:auto}p.small{font-size:.85em;color:#444;margin:.3em 0}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:1.2em}
 .charts figure{margin:0}.charts svg{width:100%;height:auto;display:block;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}
@@ -89,7 +91,7 @@ figcaption{font-size:.85em;color:#555}
 table.recs{font-size:.92em;width:100%}table.recs td:nth-child(2){white-space:nowrap;font-weight:600}
 .cfg{white-space:nowrap;font-weight:600}tr.cfgrow td:first-child{font-weight:600;white-space:nowrap}
 tr.cfgrow td:first-child::before{content:"";display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.3em;vertical-align:-.05em;background:var(--c)}.sw{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.3em;vertical-align:-.05em}
-.keys{display:flex;flex-wrap:wrap;gap:.4em 1.4em;font-size:.88em;color:#333;margin:.8em 0}.keys span{white-space:nowrap}.keys svg{vertical-align:middle;margin-right:.3em}
+.toc{font-size:.9em}.keys{display:flex;flex-wrap:wrap;gap:.4em 1.4em;font-size:.88em;color:#333;margin:.8em 0}.keys span{white-space:nowrap}.keys svg{vertical-align:middle;margin-right:.3em}
 </style></head><body>
 <h1>{{.Title}}</h1>
 <p class="meta">Started {{.Started}} · delay profile <b>{{.Delays}}</b> · latencies in ms, measured from each request's intended start (open loop)</p>
@@ -101,7 +103,8 @@ tr.cfgrow td:first-child::before{content:"";display:inline-block;width:.8em;heig
 {{range .Recs}}<tr><td>{{.Workload}}</td><td>{{.Choose}}</td><td>{{.Because}}</td><td>{{.Avoid}}</td></tr>
 {{end}}</tbody></table>{{end}}
 <div class="keys">{{range .Keys}}<span>{{.SVG}}{{.Name}}</span>{{end}}</div>
-{{range .Details}}{{if .Heading}}{{if eq .Level 2}}<h2>{{.Heading}}</h2>{{else}}<h3>{{.Heading}}</h3>{{end}}{{end}}
+{{if .TOC}}<p class="toc">Details: {{range $i, $h := .TOC}}{{if $i}} · {{end}}<a href="#{{$h.ID}}">{{$h.Heading}}</a>{{end}}</p>{{end}}
+{{range .Details}}{{if .Heading}}{{if eq .Level 2}}<h2 id="{{.ID}}">{{.Heading}}</h2>{{else}}<h3 id="{{.ID}}">{{.Heading}}</h3>{{end}}{{end}}
 {{- if .Text}}<p{{if .Small}} class="small"{{end}}>{{.Text}}</p>{{end}}
 {{- with .Table}}<div class="tablebox"><table{{if .Wrap}} class="wrap"{{end}}><thead><tr>{{range .Header}}<th>{{.}}</th>{{end}}</tr></thead><tbody>
 {{range .Rows}}<tr{{if .Color}} class="cfgrow" style="--c:{{.Color}}"{{end}}>{{range .Cells}}<td>{{.}}</td>{{end}}</tr>
@@ -140,10 +143,13 @@ func writeHTML(path string, res *Results, doc *document) error {
 	}
 	chartRel := "charts"
 	for _, b := range doc.Details {
-		hb := htmlBlock{Heading: b.Heading, Level: b.Level, Text: markConfigs(b.Text, nil), Small: b.Small}
+		hb := htmlBlock{Heading: b.Heading, ID: anchor(b.Heading), Level: b.Level, Text: markConfigs(b.Text, nil), Small: b.Small}
+		if b.Heading != "" && b.Level == 2 {
+			page.TOC = append(page.TOC, hb)
+		}
 		if t := b.Table; t != nil {
 			ht := &htmlTable{Header: t.Header, Wrap: t.Wrap}
-			for _, row := range t.Rows {
+			for ri, row := range t.Rows {
 				var hr htmlRow
 				for i, c := range row {
 					switch {
@@ -153,8 +159,12 @@ func writeHTML(path string, res *Results, doc *document) error {
 					case i == t.ConfigCol:
 						hr.Cells = append(hr.Cells, configCell(c))
 					default:
-						hr.Cells = append(hr.Cells, template.HTML(template.HTMLEscapeString(c)))
+						hr.Cells = append(hr.Cells, figureCell(c))
 					}
+				}
+				if ri < len(t.Runs) {
+					last := len(hr.Cells) - 1
+					hr.Cells[last] = violationLink(filepath.Dir(path), t.Runs[ri], hr.Cells[last])
 				}
 				ht.Rows = append(ht.Rows, hr)
 			}
@@ -170,12 +180,39 @@ func writeHTML(path string, res *Results, doc *document) error {
 		}
 		page.Details = append(page.Details, hb)
 	}
-	linkViolations(filepath.Dir(path), res, page.Details)
 	var buf bytes.Buffer
 	if err := pageTmpl.Execute(&buf, page); err != nil {
 		return fmt.Errorf("render html: %w", err)
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// anchor makes a heading's id: lower case, words joined by "-".
+func anchor(heading string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(heading) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			dash = false
+		} else {
+			dash = true
+		}
+	}
+	return b.String()
+}
+
+// figureCell escapes a table cell; a short one (a figure with its unit,
+// "2.16 s", "150.0 (150)") does not break across lines.
+func figureCell(c string) template.HTML {
+	esc := template.HTMLEscapeString(c)
+	if len(c) <= 16 && strings.Count(c, " ") <= 2 {
+		esc = strings.ReplaceAll(esc, " ", "&nbsp;")
+	}
+	return template.HTML(esc)
 }
 
 // configCell is a config's name with its colour swatch.
@@ -280,39 +317,16 @@ func fontFaceCSS() (template.CSS, error) {
 // violation, beside a run's history.
 const vizFile = "linearizability.html"
 
-// linkViolations links the "no" of a run's linearizable cell to
-// porcupine's visualization of the violation when the run has one. Rows
-// are matched by the run's config and scenario (the summary table's rows
-// by config and write ratio).
-func linkViolations(dir string, res *Results, blocks []htmlBlock) {
-	for i := range res.Runs {
-		r := &res.Runs[i]
-		if r.Linearizable == nil || *r.Linearizable {
-			continue
-		}
-		viz := filepath.Join(r.Dir, vizFile)
-		if _, err := os.Stat(filepath.Join(dir, viz)); err != nil {
-			continue
-		}
-		link := template.HTML(fmt.Sprintf(`<a href="%s">no</a>`, template.HTMLEscapeString(filepath.ToSlash(viz))))
-		for _, b := range blocks {
-			if b.Table == nil {
-				continue
-			}
-			last := len(b.Table.Header) - 1
-			if b.Table.Header[last] != "linearizable" {
-				continue
-			}
-			for _, row := range b.Table.Rows {
-				c := row.Cells
-				if string(c[0]) != template.HTMLEscapeString(r.Config) {
-					continue
-				}
-				if string(c[1]) == template.HTMLEscapeString(pct(r.WriteRatio)) && isSteady(r) ||
-					string(c[1]) == template.HTMLEscapeString(r.Scenario) && !isSteady(r) {
-					c[last] = link
-				}
-			}
-		}
+// violationLink returns the last cell of r's row linked to porcupine's
+// visualization of its linearizability violation, if r has one beside
+// its history.
+func violationLink(dir string, r *Run, cell template.HTML) template.HTML {
+	if r == nil || r.Linearizable == nil || *r.Linearizable || r.Dir == "" {
+		return cell
 	}
+	viz := filepath.Join(r.Dir, vizFile)
+	if _, err := os.Stat(filepath.Join(dir, viz)); err != nil {
+		return cell
+	}
+	return template.HTML(fmt.Sprintf(`<a href="%s">%s</a>`, template.HTMLEscapeString(filepath.ToSlash(viz)), cell))
 }

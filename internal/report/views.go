@@ -254,6 +254,8 @@ func percent(f float64) string {
 	switch {
 	case f == 0:
 		return "0%"
+	case f < 0.001:
+		return "<0.1%"
 	case f < 0.1:
 		return fmt.Sprintf("%.1f%%", 100*f)
 	default:
