@@ -86,15 +86,18 @@ func (c Chart) drawInto(dc draw.Canvas) {
 	for _, e := range c.Legend.names {
 		legendW = max(legendW, c.Legend.TextStyle.Width(e))
 	}
+	// a gap between the plot's right edge and the legend, so that lines
+	// ending at the edge do not run into the legend's thumbnails
+	gap := 3 * vg.Millimeter
 	if legendW > 0 {
-		legendW += c.Legend.ThumbnailWidth + 4*vg.Millimeter
+		legendW += c.Legend.ThumbnailWidth + 4*vg.Millimeter + gap
 	}
 	plotArea := dc
 	plotArea.Max.X -= legendW
 	c.Plot.Draw(plotArea)
 	if legendW > 0 {
 		la := dc
-		la.Min.X = dc.Max.X - legendW
+		la.Min.X = dc.Max.X - legendW + gap
 		la.Max.Y -= c.Plot.Title.TextStyle.Height(c.Plot.Title.Text) + 6*vg.Millimeter
 		c.Legend.Draw(la)
 	}
