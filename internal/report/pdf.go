@@ -172,12 +172,12 @@ func (d *pdfDoc) swatch(cfg string, x, baseline, size vg.Length) {
 // when it fits, otherwise the widest columns wrapped; the font shrinks
 // (down to 5 pt) only if even the longest words do not fit. The header is
 // repeated on every page the table spans.
-func (d *pdfDoc) table(t *table) {
+func (d *pdfDoc) table(t *table, size vg.Length) {
 	avail := pageW - 2*margin
 	gap := 2.6 * vg.Millimeter
 	var sty text.Style
 	var widths []vg.Length
-	for size := vg.Length(7.5); ; size -= 0.5 {
+	for ; ; size -= 0.5 {
 		sty = style(size)
 		widths = columnWidths(sty, t, avail-gap*vg.Length(len(t.Header)-1))
 		if widths != nil || size <= 5 {
@@ -445,9 +445,15 @@ func writePDF(path string, res *Results, doc *document) error {
 		d.need(lineH(style(13)) + 30*vg.Millimeter)
 		d.line(style(13), margin, "If your workload is … choose …")
 		d.y -= 1 * vg.Millimeter
-		d.table(recTable(doc.Recommendations))
+		d.table(recTable(doc.Recommendations), 8.5)
 	}
-	d.key(res.Configs())
+	// The key of the configs' styles goes under the table if it fits
+	// there, else under the details' first heading (never alone on a page).
+	keyPending := true
+	if d.y-3*lineH(style(8)) >= margin {
+		d.key(res.Configs())
+		keyPending = false
+	}
 	for i, b := range doc.Details {
 		switch {
 		case b.Heading != "":
@@ -456,12 +462,17 @@ func writePDF(path string, res *Results, doc *document) error {
 				room = d.chartRowH()
 			}
 			d.heading(b.Level, b.Heading, room)
+			if keyPending {
+				d.key(res.Configs())
+				d.y -= 2 * vg.Millimeter
+				keyPending = false
+			}
 		case b.Text != "" && b.Small:
 			d.para(style(7), margin, b.Text)
 		case b.Text != "":
 			d.para(style(8.5), margin, b.Text)
 		case b.Table != nil:
-			d.table(b.Table)
+			d.table(b.Table, 7.5)
 		case len(b.Charts) > 0:
 			d.charts(b.Charts)
 		}
