@@ -101,8 +101,12 @@ func writabilityFinding(res *Results, scenario string) (string, bool) {
 	if len(stayed) > 1 {
 		again = fmt.Sprintf("writable again after %s to %s", windowOf(stayed[0]), windowOf(stayed[len(stayed)-1]))
 	}
-	return fmt.Sprintf("%s, only %s kept acknowledging writes (%s, one write's latency), while writes were unavailable for %s%s.",
-		when, list(names(stayed)), again, windows(stopped), tail), true
+	only := "only "
+	if len(stayed) > len(stopped) {
+		only = ""
+	}
+	return fmt.Sprintf("%s, %s%s kept acknowledging writes (%s, one write's latency), while writes were unavailable for %s%s.",
+		when, only, list(names(stayed)), again, windows(stopped), tail), true
 }
 
 // lostWritesFinding says which configs lost acknowledged writes, and how
