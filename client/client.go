@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/jsonstr"
+
+	"github.com/kvdb/kvdb/internal/ctxtime"
 )
 
 // maxResponse caps how much of an answer is read (a 1 MiB value can take
@@ -360,7 +362,7 @@ func (c *Client) exec(ctx context.Context, rq *request, o *callOpts, ok, alsoOK 
 		if move && idx >= 0 {
 			c.cur.CompareAndSwap(uint32(idx), uint32((idx+1)%len(c.cfg.Endpoints)))
 		}
-		if !sleep(ctx, c.cfg.Retry.backoff(attempt)) {
+		if !ctxtime.Sleep(ctx, c.cfg.Retry.backoff(attempt)) {
 			return a.endpoint, a.status, err
 		}
 	}
@@ -507,21 +509,6 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 		return 0
 	}
 	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits for d; false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // appendJSONString appends s as a JSON string. Bytes that are not valid

@@ -15,6 +15,7 @@ import (
 
 	kvclient "github.com/kvdb/kvdb/client"
 	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/ctxtime"
 	"github.com/kvdb/kvdb/internal/history"
 )
 
@@ -544,14 +545,7 @@ func (f failpoint) killLeaderRepeatedly(c *cluster.Cluster, log *faultLog) error
 // waitUntil waits for the deadline t (a scheduled instant of the fault
 // plan, not a guess at a condition); false if ctx ended first.
 func waitUntil(ctx context.Context, t time.Time) bool {
-	timer := time.NewTimer(time.Until(t))
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return ctxtime.Sleep(ctx, time.Until(t))
 }
 
 // copyOf is a node's answer for a key: absent, or a value and version.

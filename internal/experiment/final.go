@@ -14,6 +14,7 @@ import (
 
 	kvclient "github.com/kvdb/kvdb/client"
 	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/ctxtime"
 	"github.com/kvdb/kvdb/internal/history"
 )
 
@@ -92,7 +93,7 @@ func settleAndRead(ctx context.Context, c *cluster.Cluster, keys []string, bound
 			break
 		}
 		prev = fc.Copies
-		sleepCtx(ctx, 200*time.Millisecond)
+		ctxtime.Sleep(ctx, 200*time.Millisecond)
 	}
 	fc.SettledMs = float64(time.Since(start).Microseconds()) / 1000
 	return fc
@@ -165,14 +166,4 @@ func converged(copies map[string][]Copy) bool {
 		}
 	}
 	return true
-}
-
-// sleepCtx sleeps for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

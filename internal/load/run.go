@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/check"
+	"github.com/kvdb/kvdb/internal/ctxtime"
 	"github.com/kvdb/kvdb/internal/history"
 )
 
@@ -100,7 +101,7 @@ type probe struct {
 func preflight(ctx context.Context, client *Client, cfg *Config) (json.RawMessage, error) {
 	deadline := time.Now().Add(cfg.ReadyWait)
 	probes := probeAll(ctx, client, cfg.Nodes)
-	for !allReady(probes) && time.Now().Before(deadline) && sleepCtx(ctx, probeEvery) {
+	for !allReady(probes) && time.Now().Before(deadline) && ctxtime.Sleep(ctx, probeEvery) {
 		probes = probeAll(ctx, client, cfg.Nodes)
 	}
 	first := slices.IndexFunc(probes, func(p probe) bool { return p.err == nil })
@@ -140,18 +141,6 @@ func probeAll(ctx context.Context, client *Client, nodes []string) []probe {
 
 func allReady(probes []probe) bool {
 	return !slices.ContainsFunc(probes, func(p probe) bool { return !p.ready })
-}
-
-// sleepCtx sleeps for d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // checkHealth warns about a node whose mode or role contradicts cfg.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/kvdb/kvdb/internal/ctxtime"
 )
 
 // Ready reports whether the node serves clients: it has caught up (or
@@ -73,7 +75,7 @@ func (c *core) catchUpFrom(ctx context.Context, sources []*link) error {
 				c.log.Warn("still catching up: no ready peer to copy from yet", "waited", time.Since(start).Round(time.Second))
 				lastLog = time.Now()
 			}
-			if !sleep(ctx, backoff) {
+			if !ctxtime.Sleep(ctx, backoff) {
 				return ctx.Err()
 			}
 			backoff = min(2*backoff, maxBackoff)
@@ -90,12 +92,12 @@ const copyTimeout = 2 * time.Minute
 // copyFrom applies l's snapshot, taken after fencing l at term (if
 // non-zero), and returns the number of entries.
 func (c *core) copyFrom(ctx context.Context, l *link, term uint64) (int, error) {
-	return c.copyFromNotify(ctx, l, term, nil)
+	return c.copyFromEach(ctx, l, term, nil)
 }
 
-// copyFromNotify is copyFrom, calling answered (if not nil) once the peer
-// has answered: at its first entry, or at the end of an empty snapshot.
-func (c *core) copyFromNotify(ctx context.Context, l *link, term uint64, answered func()) (int, error) {
+// copyFromEach is copyFrom, calling each (if not nil) with every entry it
+// copies, as it arrives (the first call also says the peer has answered).
+func (c *core) copyFromEach(ctx context.Context, l *link, term uint64, each func(Update)) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, copyTimeout)
 	defer cancel()
 	n := 0
@@ -111,8 +113,8 @@ func (c *core) copyFromNotify(ctx context.Context, l *link, term uint64, answere
 			c.log.Warn("catch-up skipped an update with an invalid version", "peer", l.ID(), "key", u.Key, "err", err)
 			return nil
 		}
-		if n == 0 && answered != nil {
-			answered()
+		if each != nil {
+			each(u)
 		}
 		n++
 		batch = append(batch, u)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/kvdb/kvdb/internal/ctxtime"
 	"github.com/kvdb/kvdb/internal/store"
 )
 
@@ -156,7 +157,7 @@ func (c *core) ApplyReplicas(ctx context.Context, us []Update) error {
 			return fmt.Errorf("update of %q: %w", u.Key, err)
 		}
 	}
-	if !sleep(ctx, c.cfg.Delays.Apply) {
+	if !ctxtime.Sleep(ctx, c.cfg.Delays.Apply) {
 		return ctx.Err()
 	}
 	fresh, err := c.applyFresh(us...)
@@ -266,7 +267,7 @@ func (c *core) ReadReplica(ctx context.Context, key string) (store.Entry, bool, 
 	if !c.Ready() {
 		return store.Entry{}, false, ErrNotReady
 	}
-	if !sleep(ctx, c.cfg.Delays.Read) {
+	if !ctxtime.Sleep(ctx, c.cfg.Delays.Read) {
 		return store.Entry{}, false, ctx.Err()
 	}
 	e, ok := c.store.Get(key)

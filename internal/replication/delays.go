@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -130,20 +129,4 @@ func (d Delays) ReadFloor(r int) time.Duration {
 		return 0
 	}
 	return d.Read
-}
-
-// sleep waits for d or until ctx is done, and reports whether it slept the
-// whole time.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

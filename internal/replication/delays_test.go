@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -129,22 +128,5 @@ func TestDelaysScaleAndString(t *testing.T) {
 		if got := d.String(); got != want {
 			t.Errorf("%+v.String() = %q, want %q", d, got, want)
 		}
-	}
-}
-
-func TestSleep(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	if !sleep(ctx, 0) || !sleep(ctx, -time.Second) {
-		t.Error("sleep with no duration on a live context must report true")
-	}
-	if !sleep(ctx, time.Millisecond) {
-		t.Error("sleep(1ms) on a live context must report true")
-	}
-	cancel()
-	if sleep(ctx, 0) {
-		t.Error("sleep on a cancelled context must report false")
-	}
-	if sleep(ctx, time.Hour) {
-		t.Error("sleep(1h) on a cancelled context must return false at once")
 	}
 }

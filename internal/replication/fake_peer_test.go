@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvdb/kvdb/internal/ctxtime"
 	"github.com/kvdb/kvdb/internal/store"
 )
 
@@ -145,7 +146,7 @@ func (p *fakePeer) wait(ctx context.Context, mode peerMode, gate chan struct{}, 
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	if !sleep(ctx, delay) {
+	if !ctxtime.Sleep(ctx, delay) {
 		return ctx.Err()
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kvdb/kvdb/internal/ctxtime"
 )
 
 // errPeerBusy: the peer already has MaxInFlightPerPeer messages in flight.
@@ -420,7 +422,7 @@ func (c *core) deliverHints(l *link) {
 				backoff = minBackoff
 				continue
 			}
-			if !sleep(c.bgCtx, backoff) {
+			if !ctxtime.Sleep(c.bgCtx, backoff) {
 				return
 			}
 			backoff = min(2*backoff, maxBackoff)

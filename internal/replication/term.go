@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kvdb/kvdb/internal/ctxtime"
 )
 
 // Terms and fencing (leader-follower mode with an Elector).
@@ -300,13 +302,13 @@ func (l *leaderFollower) copyPeers(ctx context.Context, term uint64, need int) (
 		wg.Go(func() {
 			backoff := minBackoff
 			for {
-				_, err := l.copyFromNotify(ctx, k, term, func() { answered[i].Store(true) })
+				_, err := l.copyFromEach(ctx, k, term, func(Update) { answered[i].Store(true) })
 				if err == nil {
 					report(result{i, nil})
 					return
 				}
 				answered[i].Store(false)
-				if !report(result{i, err}) || !sleep(ctx, backoff) {
+				if !report(result{i, err}) || !ctxtime.Sleep(ctx, backoff) {
 					return // a failed attempt is reported; it tries again
 				}
 				backoff = min(2*backoff, 4*minBackoff)
@@ -374,7 +376,7 @@ func (l *leaderFollower) followerSync(ctx context.Context, v Leadership) {
 			l.log.Info("synced with the new leader", "leader", v.Leader, "term", v.Term, "copied", pulled, "sent", pushed)
 			return
 		}
-		if !sleep(ctx, backoff) {
+		if !ctxtime.Sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(2*backoff, maxBackoff)
@@ -385,30 +387,8 @@ func (l *leaderFollower) followerSync(ctx context.Context, v Leadership) {
 // every key it holds, then hints to k, as repairs, the entries this node
 // holds newer. It returns the entries copied and sent.
 func (l *leaderFollower) syncWith(ctx context.Context, k *link, term uint64) (pulled, pushed int, err error) {
-	ctx, cancel := context.WithTimeout(ctx, copyTimeout)
-	defer cancel()
 	theirs := map[string]uint64{}
-	batch := make([]Update, 0, 256)
-	flush := func() error {
-		_, err := l.apply(batch...)
-		batch = batch[:0]
-		return err
-	}
-	err = k.Snapshot(ctx, term, func(u Update) error {
-		if err := l.checkVersion(u.Version); err != nil {
-			l.met.invalid.Inc()
-			return nil
-		}
-		theirs[u.Key] = u.Version
-		pulled++
-		if batch = append(batch, u); len(batch) == cap(batch) {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
+	pulled, err = l.copyFromEach(ctx, k, term, func(u Update) { theirs[u.Key] = u.Version })
 	if err != nil {
 		return pulled, 0, err
 	}
@@ -519,7 +499,7 @@ func (l *leaderFollower) electedTerm() (uint64, error) {
 // get the state that holds every acknowledged write.
 func (e *Engine) Snapshot(term uint64, fn func(Update) error) error {
 	if l, ok := e.arch.(*leaderFollower); ok && l.cfg.Elector != nil {
-		l.observeTerm(term)
+		l.observeTerm(term) // fenced even when it refuses
 		st := &l.lead
 		st.mu.Lock()
 		catching := st.phase == catchingUp

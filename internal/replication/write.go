@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/kvdb/kvdb/internal/ctxtime"
 )
 
 // write is the coordinator's write path: apply locally with a new version,
@@ -146,7 +148,7 @@ func (c *core) replicate(u Update) <-chan error {
 	out := make(chan error, len(c.links))
 	step := func(l *link) {
 		err := c.send(l, u)
-		sleep(c.bgCtx, c.cfg.Delays.Gap)
+		ctxtime.Sleep(c.bgCtx, c.cfg.Delays.Gap)
 		out <- err
 		if err != nil {
 			c.hintFor(l, u, false)
