@@ -262,7 +262,7 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := SetResponse{Key: res.Key, Version: res.Version, Node: res.Coordinator, Acks: res.Acks, W: res.W}
-	if s.coord.Info().Mode == replication.Leaderless {
+	if s.leaderless {
 		out.Coordinator = res.Coordinator
 	}
 	return writeFast(w, http.StatusCreated, &out)
@@ -332,7 +332,7 @@ func (s *Server) handleLocalRead(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return fmt.Errorf("%q: %w", key, replication.ErrNotFound)
 	}
-	return writeFast(w, http.StatusOK, &GetResponse{Key: key, Value: e.Value, Version: e.Version, Node: s.coord.Info().Node})
+	return writeFast(w, http.StatusOK, &GetResponse{Key: key, Value: e.Value, Version: e.Version, Node: s.node})
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {

@@ -136,6 +136,11 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	met     *httpMetrics
+	// node and leaderless are fixed for the node's life: read once, so the
+	// hot paths need not ask the engine (whose Info also reads the
+	// election's state).
+	node       string
+	leaderless bool
 	// get and localRead serve /get/ and /local_read/ by the raw path, outside the
 	// mux (which cleans paths and would redirect keys such as "a//b").
 	get, localRead http.HandlerFunc
@@ -150,7 +155,9 @@ func New(cfg Config, b Backend) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
-	s := &Server{cfg: cfg, coord: b, replica: b, stats: b, log: cfg.Logger, mux: http.NewServeMux()}
+	inf := b.Info()
+	s := &Server{cfg: cfg, coord: b, replica: b, stats: b, log: cfg.Logger, mux: http.NewServeMux(),
+		node: inf.Node, leaderless: inf.Mode == replication.Leaderless}
 	s.met = newHTTPMetrics(cfg.Registry)
 	s.routes()
 	return s, nil
