@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/ctxtime"
+	"github.com/kvdb/kvdb/internal/store"
 )
 
 // Ready reports whether the node serves clients: it has caught up (or
@@ -23,8 +24,8 @@ func (c *core) Snapshot(term uint64, fn func(Update) error) error {
 	if !c.Ready() {
 		return ErrNotReady
 	}
-	return c.store.Snapshot(func(k string, v string, version uint64) error {
-		return fn(Update{Key: k, Value: v, Version: version})
+	return c.store.Snapshot(func(k string, e store.Entry) error {
+		return fn(repairOf(k, e))
 	})
 }
 
@@ -86,8 +87,14 @@ func (c *core) catchUpFrom(ctx context.Context, sources []*link) error {
 	}
 }
 
-// copyTimeout bounds one snapshot transfer.
+// copyTimeout bounds one snapshot transfer; the tombstone TTL bounds it
+// further (copyDeadline).
 const copyTimeout = 2 * time.Minute
+
+// copyDeadline bounds one snapshot transfer: copyTimeout, or the tombstone
+// TTL if shorter, so that no copy of an entry older than a tombstone is
+// still arriving when the tombstone is collected (see tombstones.go).
+func (c *core) copyDeadline() time.Duration { return min(copyTimeout, c.cfg.TombstoneTTL) }
 
 // copyFrom applies l's snapshot, taken after fencing l at term (if
 // non-zero), and returns the number of entries.
@@ -98,7 +105,7 @@ func (c *core) copyFrom(ctx context.Context, l *link, term uint64) (int, error) 
 // copyFromEach is copyFrom, calling each (if not nil) with every entry it
 // copies, as it arrives (the first call also says the peer has answered).
 func (c *core) copyFromEach(ctx context.Context, l *link, term uint64, each func(Update)) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, copyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.copyDeadline())
 	defer cancel()
 	n := 0
 	batch := make([]Update, 0, 256)

@@ -79,6 +79,16 @@ type Config struct {
 	// RetryFor is how long an update a peer missed is kept and retried
 	// (hinted handoff) before it is dropped and logged (default 10m).
 	RetryFor time.Duration
+	// TombstoneTTL is how long a delete's tombstone is kept before its
+	// collection may begin, and how long its collector then waits, once it
+	// has seen every replica hold it, before it drops it everywhere (see
+	// tombstones.go). It must outlast every copy of an older version that
+	// may still be travelling: a hint (RetryFor), a message (PeerTimeout) or
+	// a snapshot copy (at most TombstoneTTL itself); so it is at least
+	// RetryFor + 4 PeerTimeouts. Zero means the longest repair horizon,
+	// RetryFor + 2m (snapshot copy bound) + 4 PeerTimeouts: 12m8s with the
+	// defaults.
+	TombstoneTTL time.Duration
 	// MaxHints bounds the missed updates kept per peer, one per key
 	// (default 100000); past it new ones are dropped and counted.
 	MaxHints int
@@ -170,6 +180,9 @@ func (c *Config) SetDefaults() {
 	if c.MaxHints == 0 {
 		c.MaxHints = d.MaxHints
 	}
+	if c.TombstoneTTL == 0 {
+		c.TombstoneTTL = c.RetryFor + copyTimeout + tombstoneMessageSlack*c.PeerTimeout
+	}
 	if c.MaxInFlightPerPeer == 0 {
 		c.MaxInFlightPerPeer = d.MaxInFlightPerPeer
 	}
@@ -231,6 +244,10 @@ func (c *Config) Validate() error {
 	}
 	if c.PeerTimeout < 0 || c.RetryFor < 0 || c.LeaderCatchUpWait < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	if floor := c.RetryFor + tombstoneMessageSlack*c.PeerTimeout; c.TombstoneTTL < floor {
+		errs = append(errs, fmt.Errorf("tombstone TTL %v is shorter than the hint retry window plus %d peer timeouts (%v + %d x %v = %v): an older copy still travelling could bring a deleted value back",
+			c.TombstoneTTL, tombstoneMessageSlack, c.RetryFor, tombstoneMessageSlack, c.PeerTimeout, floor))
 	}
 	if c.MaxHints < 0 || c.MaxInFlightPerPeer < 0 {
 		errs = append(errs, errors.New("max hints and max in-flight per peer must not be negative"))

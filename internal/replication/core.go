@@ -44,6 +44,9 @@ type core struct {
 	// onRepair, if set, sees the updates ApplyReplicas applied (a leader
 	// passes the repairs among them on to its followers; see term.go).
 	onRepair func([]Update)
+	// tombs is the ledger of tombstones held, for their collection
+	// (tombstones.go).
+	tombs tombLedger
 }
 
 func newCore(cfg Config, st *store.Store, peers []Peer) (*core, error) {
@@ -82,6 +85,16 @@ func newCore(cfg Config, st *store.Store, peers []Peer) (*core, error) {
 		bgCancel: cancel,
 	}
 	c.quorum.Store(uint64(cfg.W)<<32 | uint64(cfg.R))
+	c.tombs.init()
+	c.met.registerStore(cfg.Registerer, st)
+	// Tombstones the store already holds (replayed from the write-ahead
+	// log) are collected like new ones.
+	st.Range(func(k string, e store.Entry) bool {
+		if e.Deleted {
+			c.tombs.add(k, e.Version)
+		}
+		return true
+	})
 	// A node that restarts with data (tests, later recovery) must not reissue
 	// versions it already holds.
 	c.clock.Observe(st.MaxVersion())
@@ -90,7 +103,7 @@ func newCore(cfg Config, st *store.Store, peers []Peer) (*core, error) {
 }
 
 // Start starts the background workers (one hinted-handoff worker per
-// peer). Until Start, updates a peer missed are kept but not delivered.
+// peer, and the tombstone collector). Until Start, updates a peer missed are kept but not delivered.
 // It is idempotent, and does nothing once Close has begun, so an engine
 // that was built but never started, or closed first, leaves nothing
 // running.
@@ -105,6 +118,8 @@ func (c *core) Start() {
 		c.workers.Add(1)
 		go c.deliverHints(l)
 	}
+	c.workers.Add(1)
+	go c.collectTombstones()
 }
 
 func (c *core) quorums() (w, r int) {
@@ -138,8 +153,14 @@ func (c *core) effective(o Options) (w, r int, err error) {
 	return w, r, checkQuorum(w, r, c.cfg.N())
 }
 
-// LocalRead returns this node's copy.
-func (c *core) LocalRead(key string) (store.Entry, bool) { return c.store.Get(key) }
+// LocalRead returns this node's copy; a tombstone reads as absent.
+func (c *core) LocalRead(key string) (store.Entry, bool) {
+	e, ok := c.store.Get(key)
+	if !ok || e.Deleted {
+		return store.Entry{}, false
+	}
+	return e, true
+}
 
 // ApplyReplica sleeps the apply delay, then applies u if it is newer.
 func (c *core) ApplyReplica(ctx context.Context, u Update) error {
@@ -224,7 +245,12 @@ func (c *core) apply(us ...Update) (int, error) {
 
 // applyFresh is apply, returning the updates that were applied (those newer
 // than the copy held).
+//
+// Purges (Update.Purge) are not writes: they are taken out of us, skip the
+// journal and are not among the updates returned; each drops its key if the
+// copy held is no newer than its version (store.Purge).
 func (c *core) applyFresh(us ...Update) ([]Update, error) {
+	us = c.purge(us)
 	c.observeUpdateTerms(us)
 	c.fence.RLock()
 	defer c.fence.RUnlock()
@@ -254,8 +280,11 @@ func (c *core) applyFresh(us ...Update) ([]Update, error) {
 	}
 	applied := us[:0:0]
 	for _, u := range us {
-		if _, ok := c.store.Apply(u.Key, u.Value, u.Version); ok {
+		if _, ok := c.store.ApplyEntry(u.Key, u.entry()); ok {
 			applied = append(applied, u)
+			if u.Deleted {
+				c.tombs.add(u.Key, u.Version)
+			}
 		}
 	}
 	return applied, nil
@@ -277,8 +306,11 @@ func (c *core) ReadReplica(ctx context.Context, key string) (store.Entry, bool, 
 // Pending is the number of background replication tasks.
 func (c *core) Pending() int { return int(c.pending.Load()) }
 
-// Keys is the number of keys held locally.
+// Keys is the number of keys held locally (tombstones not included).
 func (c *core) Keys() int { return c.store.Len() }
+
+// Tombstones is the number of tombstones held locally.
+func (c *core) Tombstones() int { return c.store.Tombstones() }
 
 // Close refuses new writes, waits for background replication (until ctx
 // ends), then stops the hinted-handoff workers; hints still held are lost.

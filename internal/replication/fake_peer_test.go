@@ -260,8 +260,8 @@ func (p *fakePeer) Snapshot(ctx context.Context, term uint64, fn func(Update) er
 		return p.target.Snapshot(term, fn)
 	}
 	first := true
-	return p.st.Snapshot(func(k, v string, version uint64) error {
-		if err := fn(Update{Key: k, Value: v, Version: version}); err != nil {
+	return p.st.Snapshot(func(k string, e store.Entry) error {
+		if err := fn(repairOf(k, e)); err != nil {
 			return err
 		}
 		if first && p.midSnapshot != nil {

@@ -326,7 +326,9 @@ func (c *core) hintFor(l *link, u Update, repair bool) {
 	switch {
 	case l.wasRefused(u):
 		// Refused permanently: resending cannot help (see refuse).
-	case ok && h.u.Version >= u.Version:
+	case ok && (h.u.Version > u.Version || h.u.Version == u.Version && (h.u.Purge || !u.Purge)):
+		// A hint as new is held (a purge of a tombstone replaces the
+		// tombstone's hint: the peer already holds it, see tombstones.go).
 	case !ok && len(l.hints) >= c.cfg.MaxHints:
 		c.met.dropped.Inc()
 	default:

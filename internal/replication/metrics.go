@@ -1,6 +1,10 @@
 package replication
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kvdb/kvdb/internal/store"
+)
 
 type metrics struct {
 	messages          *prometheus.CounterVec
@@ -19,6 +23,8 @@ type metrics struct {
 	batches           prometheus.Histogram
 	staleTerm         prometheus.Counter
 	catchUpIncomplete prometheus.Counter
+	tombstonesPurged  prometheus.Counter
+	tombstoneChecks   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -88,11 +94,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kvdb_leader_catchup_incomplete_total",
 			Help: "Elections after which this node led without copying N-W+1 nodes in time: writes acknowledged before them may have been lost.",
 		}),
+		tombstonesPurged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvdb_tombstones_purged_total",
+			Help: "Tombstones dropped from this node's store: by its own collection, or by a purge from the tombstone's collector.",
+		}),
+		tombstoneChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvdb_tombstone_checks_total",
+			Help: "Checks by this node, as a tombstone's collector, that every replica holds the tombstone, by result (held, behind, unreachable).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
+		reg.MustRegister(m.tombstonesPurged, m.tombstoneChecks)
 		reg.MustRegister(m.messages, m.replicaUpdates, m.quorumFailures, m.retries, m.dropped, m.refused, m.pending,
 			m.hints, m.hintsDelivered, m.readRepairs, m.versionQueries, m.writeBacks, m.invalid, m.batches,
 			m.staleTerm, m.catchUpIncomplete)
 	}
 	return m
+}
+
+// registerStore registers the gauges read from the store: the tombstones it
+// holds (kvdb_store_tombstones).
+func (m *metrics) registerStore(reg prometheus.Registerer, st *store.Store) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kvdb_store_tombstones",
+		Help: "Tombstones (deleted keys not yet collected) held by this node.",
+	}, func() float64 { return float64(st.Tombstones()) }))
 }

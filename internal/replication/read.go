@@ -18,7 +18,9 @@ type peerRead struct {
 
 // Read is the coordinator's read path: with R=1 the local copy; otherwise
 // the local copy and the first R-1 peers to answer (all are asked in
-// parallel), returning the highest version. When R+W>N the read is
+// parallel), returning the highest version. Tombstones take part like
+// values (a read repair or write-back may carry one); a read whose highest
+// version is a tombstone answers ErrNotFound. When R+W>N the read is
 // linearizable: if fewer than W of the copies it read hold the version it
 // returns, it first writes that version back until W replicas hold it
 // (writeBack). Otherwise replicas seen to be behind are brought up to date in
@@ -55,11 +57,17 @@ func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, err
 			c.readRepair(key, best, local, answers)
 		}
 	}
-	if !found {
+	if found {
+		// A write this node coordinates next must order after what it
+		// returned.
+		c.clock.Observe(best.Version)
+	}
+	if !found || best.Deleted {
+		// No copy, or the newest is a tombstone: the key was deleted (after
+		// the write-back above, when the read is a quorum read, so a later
+		// quorum read cannot see an older value either).
 		return ReadResult{}, fmt.Errorf("%q: %w", key, ErrNotFound)
 	}
-	// A write this node coordinates next must order after what it returned.
-	c.clock.Observe(best.Version)
 	return ReadResult{Key: key, Value: best.Value, Version: best.Version, Node: c.cfg.Self, Copies: copies}, nil
 }
 
@@ -125,7 +133,7 @@ func (c *core) readRepair(key string, best, local store.Entry, answers []peerRea
 	if c.cfg.DisableReadRepair {
 		return
 	}
-	u := Update{Key: key, Value: best.Value, Version: best.Version}
+	u := repairOf(key, best)
 	if local.Version < best.Version {
 		if n, _ := c.apply(u); n > 0 {
 			c.met.readRepairs.Inc()
@@ -158,7 +166,7 @@ func (c *core) readRepair(key string, best, local store.Entry, answers []peerRea
 // write-back's apply. Sends it no longer waits for finish in the
 // background; a peer that fails gets best as a repair hint.
 func (c *core) writeBack(ctx context.Context, key string, best, local store.Entry, answers []peerRead, late <-chan peerRead, w int) error {
-	u := Update{Key: key, Value: best.Value, Version: best.Version}
+	u := repairOf(key, best)
 	holds := map[*link]bool{}
 	for _, a := range answers {
 		if a.ok && a.e.Version >= best.Version {

@@ -10,11 +10,25 @@ import (
 	"github.com/kvdb/kvdb/internal/store"
 )
 
-// Update is one versioned write carried to a replica.
+// Update is one versioned write carried to a replica: a value, or a delete
+// (a tombstone), or the garbage collection of a tombstone (a purge).
 type Update struct {
 	Key     string `json:"key"`
 	Value   string `json:"value"`
 	Version uint64 `json:"version"`
+	// Deleted makes the update a delete: a tombstone at Version (its Value
+	// is empty). It travels every path a value does — replication, hints,
+	// read repair, write-back, catch-up, the write-ahead log — and orders
+	// by version like one: a newer tombstone replaces a value, a newer set
+	// replaces the tombstone.
+	Deleted bool `json:"deleted,omitempty"`
+	// Purge (with Deleted) is the garbage collection of the tombstone at
+	// Version: the replica drops the key if what it holds is no newer than
+	// Version. It is sent only by the tombstone's collector once every
+	// replica holds the tombstone and every older copy in flight has
+	// expired (see tombstones.go); it is never logged, never counted as a
+	// write, and never applied as one.
+	Purge bool `json:"purge,omitempty"`
 	// Term is the election term of the leader that issued this write, on
 	// a fresh write it sends; a replica that knows a newer term refuses it
 	// (ErrStaleTerm). Zero on everything else — leaderless writes, a static
@@ -114,6 +128,16 @@ type ClusterQuorum struct {
 // Complete reports whether every node confirmed the change.
 func (q ClusterQuorum) Complete() bool { return len(q.Failed) == 0 && len(q.Unknown) == 0 }
 
+// entry is the store entry u writes.
+func (u Update) entry() store.Entry {
+	return store.Entry{Value: u.Value, Version: u.Version, Deleted: u.Deleted}
+}
+
+// repairOf is the repair update carrying e, key's copy somewhere.
+func repairOf(key string, e store.Entry) Update {
+	return Update{Key: key, Value: e.Value, Version: e.Version, Deleted: e.Deleted}
+}
+
 // Engine is one node's replication engine: the coordinator of client
 // reads and writes, the replica that peers write to and read from, and the
 // owner of the background work (replication tasks, hinted handoff,
@@ -174,7 +198,21 @@ func (e *Engine) Write(ctx context.Context, key, value string, o Options) (Write
 	if err != nil {
 		return WriteResult{}, err
 	}
-	return e.write(ctx, key, value, o, term)
+	return e.write(ctx, writeOp{key: key, value: value}, o, term)
+}
+
+// Delete coordinates a client delete: a tombstone with a new version,
+// replicated exactly like a write (same versions, same W acknowledgements,
+// same hints and repairs), so a set that begins after it was acknowledged
+// wins, and it wins over every set acknowledged before it began. Deleting
+// a key that does not exist writes a tombstone too (and succeeds). The
+// errors are Write's.
+func (e *Engine) Delete(ctx context.Context, key string, o Options) (WriteResult, error) {
+	term, err := e.arch.coordinates(ctx)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	return e.write(ctx, writeOp{key: key, deleted: true}, o, term)
 }
 
 // Info describes the node's replication settings and role.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kvdb/kvdb/internal/ctxtime"
+	"github.com/kvdb/kvdb/internal/store"
 )
 
 // Terms and fencing (leader-follower mode with an Elector).
@@ -393,9 +394,9 @@ func (l *leaderFollower) syncWith(ctx context.Context, k *link, term uint64) (pu
 		return pulled, 0, err
 	}
 	var mine []Update
-	_ = l.store.Snapshot(func(key, value string, version uint64) error {
-		if version > theirs[key] {
-			mine = append(mine, Update{Key: key, Value: value, Version: version})
+	_ = l.store.Snapshot(func(key string, e store.Entry) error {
+		if e.Version > theirs[key] {
+			mine = append(mine, repairOf(key, e))
 		}
 		return nil
 	})

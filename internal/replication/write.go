@@ -9,7 +9,21 @@ import (
 	"github.com/kvdb/kvdb/internal/ctxtime"
 )
 
-// write is the coordinator's write path: apply locally with a new version,
+// writeOp is what a client write asks for: a value, or a delete.
+type writeOp struct {
+	key, value string
+	deleted    bool
+}
+
+// name is the op's name in errors and metrics.
+func (op writeOp) name() string {
+	if op.deleted {
+		return "delete"
+	}
+	return "write"
+}
+
+// write is the coordinator's write path (deletes included): apply locally with a new version,
 // replicate to the peers, and answer once W copies are acknowledged. The
 // replication to the remaining peers continues in the background; a peer
 // that misses the update gets it later through its hint outbox.
@@ -17,7 +31,8 @@ import (
 // term is the election term the write is issued in (zero without an
 // election): the version carries it, and so does every copy sent, so
 // replicas that know a newer term refuse it.
-func (c *core) write(ctx context.Context, key, value string, o Options, term uint64) (WriteResult, error) {
+func (c *core) write(ctx context.Context, op writeOp, o Options, term uint64) (WriteResult, error) {
+	key := op.key
 	if !c.admit() {
 		return WriteResult{}, ErrClosed
 	}
@@ -29,11 +44,11 @@ func (c *core) write(ctx context.Context, key, value string, o Options, term uin
 	if err != nil {
 		return WriteResult{}, err
 	}
-	if err := c.learnVersion(ctx, key, w); err != nil {
+	if err := c.learnVersion(ctx, op, w); err != nil {
 		return WriteResult{}, err
 	}
 	v := c.clock.Next()
-	u := Update{Key: key, Value: value, Version: v, Term: term}
+	u := Update{Key: key, Value: op.value, Deleted: op.deleted, Version: v, Term: term}
 	if term != 0 && v>>termShift != term {
 		return WriteResult{}, fmt.Errorf("%w: version %d is not of this node's term %d (a newer term has begun)", ErrLeaderUnavailable, v, term)
 	}
@@ -60,16 +75,16 @@ func (c *core) write(ctx context.Context, key, value string, o Options, term uin
 			failed++
 			lastErr = err
 			if 1+len(c.links)-failed < w {
-				c.met.quorumFailures.WithLabelValues("write").Inc()
-				return res, &QuorumError{Op: "write", Acks: res.Acks, Required: w, N: c.cfg.N(), Cause: lastErr}
+				c.met.quorumFailures.WithLabelValues(op.name()).Inc()
+				return res, &QuorumError{Op: op.name(), Acks: res.Acks, Required: w, N: c.cfg.N(), Cause: lastErr}
 			}
 		case <-ctx.Done():
-			c.met.quorumFailures.WithLabelValues("write").Inc()
+			c.met.quorumFailures.WithLabelValues(op.name()).Inc()
 			cause := ctx.Err()
 			if lastErr != nil {
 				cause = fmt.Errorf("%w (last peer error: %v)", cause, lastErr)
 			}
-			return res, &QuorumError{Op: "write", Acks: res.Acks, Required: w, N: c.cfg.N(), Cause: cause}
+			return res, &QuorumError{Op: op.name(), Acks: res.Acks, Required: w, N: c.cfg.N(), Cause: cause}
 		}
 	}
 	return res, nil
@@ -94,7 +109,7 @@ func (c *core) write(ctx context.Context, key, value string, o Options, term uin
 // A leader issues its versions from one counter, and with W=N this node's
 // own copy already holds every acknowledged write, so neither asks its
 // peers. Under the paper profile the query costs one peer read delay.
-func (c *core) learnVersion(ctx context.Context, key string, w int) error {
+func (c *core) learnVersion(ctx context.Context, op writeOp, w int) error {
 	if c.cfg.Mode != Leaderless {
 		return nil
 	}
@@ -103,11 +118,11 @@ func (c *core) learnVersion(ctx context.Context, key string, w int) error {
 	if need <= 0 {
 		return nil
 	}
-	answers, _, err := c.readPeers(ctx, key, need)
+	answers, _, err := c.readPeers(ctx, op.key, need)
 	if err != nil {
 		var qe *QuorumError
 		if errors.As(err, &qe) {
-			return &QuorumError{Op: "write", Phase: "version query", Acks: qe.Acks, Required: need + 1, N: qe.N, Cause: qe.Cause}
+			return &QuorumError{Op: op.name(), Phase: "version query", Acks: qe.Acks, Required: need + 1, N: qe.N, Cause: qe.Cause}
 		}
 		return err
 	}

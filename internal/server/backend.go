@@ -19,9 +19,13 @@ type Coordinator interface {
 	// Write coordinates a client write (a follower answers
 	// *replication.NotLeaderError).
 	Write(ctx context.Context, key, value string, o replication.Options) (replication.WriteResult, error)
+	// Delete coordinates a client delete: a tombstone replicated like a
+	// write, with Write's errors.
+	Delete(ctx context.Context, key string, o replication.Options) (replication.WriteResult, error)
 	// Read coordinates a client read of R copies.
 	Read(ctx context.Context, key string, o replication.Options) (replication.ReadResult, error)
-	// LocalRead returns this node's copy, with no coordination or delay.
+	// LocalRead returns this node's copy, with no coordination or delay
+	// (a deleted key is absent).
 	LocalRead(key string) (store.Entry, bool)
 	// SetClusterQuorum changes W and R on every node.
 	SetClusterQuorum(ctx context.Context, w, r int) (replication.ClusterQuorum, error)
@@ -53,8 +57,11 @@ type Replica interface {
 
 // Stats are the counters /health reports.
 type Stats interface {
-	// Keys is the number of keys this node holds.
+	// Keys is the number of keys this node holds (tombstones not
+	// included).
 	Keys() int
+	// Tombstones is the number of deleted keys not yet collected.
+	Tombstones() int
 	// Pending is the number of background replication tasks in flight.
 	Pending() int
 	// Hints is the number of updates held for unreachable peers.

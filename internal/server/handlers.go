@@ -36,6 +36,10 @@ type SetResponse struct {
 	W           int    `json:"w"`
 }
 
+// DeleteResponse is the body of a 200 from DELETE /delete: the shape of
+// SetResponse (the tombstone's version, the coordinator, the acks).
+type DeleteResponse = SetResponse
+
 // GetResponse is the body of a 200 from /get and /local_read.
 type GetResponse struct {
 	Key     string `json:"key"`
@@ -84,6 +88,7 @@ type HealthResponse struct {
 	Delays       string             `json:"delays"`
 	DelayProfile replication.Delays `json:"delay_profile"`
 	Keys         int                `json:"keys"`
+	Tombstones   int                `json:"tombstones"`
 	Pending      int                `json:"pending_replication"`
 	Hints        int                `json:"hints"`
 }
@@ -261,19 +266,46 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return writeFast(w, http.StatusCreated, s.writeResponse(res))
+}
+
+// writeResponse is the answer to an acknowledged set or delete.
+func (s *Server) writeResponse(res replication.WriteResult) *SetResponse {
 	out := SetResponse{Key: res.Key, Version: res.Version, Node: res.Coordinator, Acks: res.Acks, W: res.W}
 	if s.leaderless {
 		out.Coordinator = res.Coordinator
 	}
-	return writeFast(w, http.StatusCreated, &out)
+	return &out
 }
 
-// keyParam reads the key from the path (/get/{key}, /local_read/{key}:
+// handleDelete serves DELETE /delete/{key} and /delete?key=: a tombstone
+// replicated like a write. Deleting a key that does not exist succeeds (it
+// writes a tombstone); the errors are those of a set.
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) error {
+	key, err := s.keyParam(r)
+	if err != nil {
+		return err
+	}
+	o, err := options(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	res, err := s.coord.Delete(ctx, key, o)
+	if err != nil {
+		return err
+	}
+	return writeFast(w, http.StatusOK, s.writeResponse(res))
+}
+
+// keyParam reads the key from the path (/get/{key}, /local_read/{key},
+// /delete/{key}:
 // everything after the prefix, percent-decoded but otherwise exactly as
 // sent, slashes and dot segments included) or from ?key=.
 func (s *Server) keyParam(r *http.Request) (string, error) {
 	var key string
-	for _, p := range []string{prefixGet, prefixLocalRead} {
+	for _, p := range []string{prefixGet, prefixLocalRead, prefixDelete} {
 		if k, ok := strings.CutPrefix(r.URL.Path, p); ok {
 			key = k
 			break
@@ -283,7 +315,7 @@ func (s *Server) keyParam(r *http.Request) (string, error) {
 		key = r.URL.Query().Get("key")
 	}
 	if key == "" {
-		return "", fmt.Errorf("%w: key must not be empty (use /get/{key} or ?key=)", errBadRequest)
+		return "", fmt.Errorf("%w: key must not be empty (use %s{key} or ?key=)", errBadRequest, pathPrefix(r.URL.Path))
 	}
 	if !utf8.ValidString(key) {
 		return "", fmt.Errorf("%w: key %q (keys must be valid UTF-8)", errInvalidUTF8, key)
@@ -292,6 +324,12 @@ func (s *Server) keyParam(r *http.Request) (string, error) {
 		return "", fmt.Errorf("%w: key is %d bytes, limit %d", errTooLarge, len(key), s.cfg.MaxKeyBytes)
 	}
 	return key, nil
+}
+
+// pathPrefix is the /name/ of path's endpoint, for error messages.
+func pathPrefix(path string) string {
+	name, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return "/" + name + "/"
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
@@ -345,7 +383,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 		Status: status, Code: mcode, Node: inf.Node, Mode: string(inf.Mode), Role: inf.Role, Leader: inf.Leader,
 		Term: inf.Term, LeaderCatchingUp: inf.CatchingUp, PossibleLoss: inf.PossibleLoss,
 		W: inf.W, R: inf.R, N: inf.N, Delays: inf.Delays.String(), DelayProfile: inf.Delays,
-		Keys: s.stats.Keys(), Pending: s.stats.Pending(), Hints: s.stats.Hints(),
+		Keys: s.stats.Keys(), Tombstones: s.stats.Tombstones(), Pending: s.stats.Pending(), Hints: s.stats.Hints(),
 	})
 }
 
@@ -464,5 +502,5 @@ func (s *Server) handleInternalRead(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	stamp(w)
-	return writeJSON(w, http.StatusOK, transport.ReadResponse{Key: key, Value: e.Value, Version: e.Version, Found: ok})
+	return writeJSON(w, http.StatusOK, transport.ReadResponse{Key: key, Value: e.Value, Version: e.Version, Deleted: e.Deleted, Found: ok})
 }

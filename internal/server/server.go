@@ -56,6 +56,10 @@ type Config struct {
 	// the same token check as every /internal/ endpoint, so the election
 	// needs no port of its own.
 	Raft http.Handler
+	// Stream, if set, serves GET /internal/stream: the replication stream
+	// peers send their messages on (an HTTP upgrade,
+	// transport.StreamServer), behind the same token check.
+	Stream http.Handler
 	// Registry receives the metrics served at /metrics (default: a new one).
 	Registry *prometheus.Registry
 	// Logger receives request errors (default: discard).
@@ -141,9 +145,10 @@ type Server struct {
 	// election's state).
 	node       string
 	leaderless bool
-	// get and localRead serve /get/ and /local_read/ by the raw path, outside the
-	// mux (which cleans paths and would redirect keys such as "a//b").
-	get, localRead http.HandlerFunc
+	// get, localRead and del serve /get/, /local_read/ and /delete/ by the
+	// raw path, outside the mux (which cleans paths and would redirect keys
+	// such as "a//b").
+	get, localRead, del http.HandlerFunc
 	// configMu serializes the cluster-wide W/R changes this node
 	// coordinates.
 	configMu sync.Mutex
@@ -176,6 +181,9 @@ func (s *Server) routes() {
 	s.localRead = s.wrap("local_read", methods(s.handleLocalRead, "GET"))
 	handle("GET", "/get", "get", s.handleGet)
 	handle("GET", "/local_read", "local_read", s.handleLocalRead)
+	// DELETE /delete/{key...} likewise; the mux sees DELETE /delete?key=.
+	s.del = s.wrap("delete", methods(s.handleDelete, "DELETE"))
+	handle("DELETE", "/delete", "delete", s.handleDelete)
 	handle("GET", "/health", "health", s.handleHealth)
 	handle("GET", "/config", "config", s.handleGetConfig)
 	handle("PUT", "/config", "config", s.authorized(s.handlePutConfig))
@@ -189,6 +197,12 @@ func (s *Server) routes() {
 	if s.cfg.Raft != nil {
 		handle("GET", transport.PathRaft, "internal_raft", s.authorized(func(w http.ResponseWriter, r *http.Request) error {
 			s.cfg.Raft.ServeHTTP(w, r)
+			return nil
+		}))
+	}
+	if s.cfg.Stream != nil {
+		handle("GET", transport.PathStream, "internal_stream", s.authorized(func(w http.ResponseWriter, r *http.Request) error {
+			s.cfg.Stream.ServeHTTP(w, r)
 			return nil
 		}))
 	}
@@ -305,9 +319,11 @@ func methods(h handler, allowed ...string) handler {
 const (
 	prefixGet       = "/get/"
 	prefixLocalRead = "/local_read/"
+	prefixDelete    = "/delete/"
 )
 
-// ServeHTTP routes a request. /get/{key} and /local_read/{key} are routed
+// ServeHTTP routes a request. /get/{key}, /local_read/{key} and
+// /delete/{key} are routed
 // here, on the path as the client sent it: http.ServeMux cleans paths
 // ("a//b", "x/../b", "./c") and redirects to the cleaned one, which names
 // another key.
@@ -320,6 +336,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case strings.HasPrefix(p, prefixLocalRead):
 			s.localRead(w, r)
+			return
+		case strings.HasPrefix(p, prefixDelete):
+			s.del(w, r)
 			return
 		}
 	}

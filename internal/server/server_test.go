@@ -86,6 +86,22 @@ func (f *fakeRep) Write(ctx context.Context, key, value string, o replication.Op
 	return replication.WriteResult{Key: key, Version: f.version, Coordinator: f.info.Node, Acks: w, W: w}, nil
 }
 
+func (f *fakeRep) Delete(ctx context.Context, key string, o replication.Options) (replication.WriteResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastOpt, f.lastCtx, f.lastCtxErr = o, ctx, ctx.Err()
+	if f.writeErr != nil {
+		return replication.WriteResult{}, f.writeErr
+	}
+	w, _, err := f.effective(o)
+	if err != nil {
+		return replication.WriteResult{}, err
+	}
+	f.version++
+	f.data[key] = store.Entry{Version: f.version, Deleted: true}
+	return replication.WriteResult{Key: key, Version: f.version, Coordinator: f.info.Node, Acks: w, W: w}, nil
+}
+
 func (f *fakeRep) Read(ctx context.Context, key string, o replication.Options) (replication.ReadResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -98,13 +114,22 @@ func (f *fakeRep) Read(ctx context.Context, key string, o replication.Options) (
 		return replication.ReadResult{}, err
 	}
 	e, ok := f.data[key]
-	if !ok {
+	if !ok || e.Deleted {
 		return replication.ReadResult{}, fmt.Errorf("%q: %w", key, replication.ErrNotFound)
 	}
 	return replication.ReadResult{Key: key, Value: e.Value, Version: e.Version, Node: f.info.Node, Copies: r}, nil
 }
 
 func (f *fakeRep) LocalRead(key string) (store.Entry, bool) {
+	e, ok := f.copyOf(key)
+	if e.Deleted {
+		return store.Entry{}, false
+	}
+	return e, ok
+}
+
+// copyOf returns the entry held for key, tombstones included.
+func (f *fakeRep) copyOf(key string) (store.Entry, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e, ok := f.data[key]
@@ -121,7 +146,7 @@ func (f *fakeRep) ApplyReplica(ctx context.Context, u replication.Update) error 
 	defer f.mu.Unlock()
 	f.applied = append(f.applied, u)
 	if cur, ok := f.data[u.Key]; !ok || cur.Version < u.Version {
-		f.data[u.Key] = store.Entry{Value: u.Value, Version: u.Version}
+		f.data[u.Key] = store.Entry{Value: u.Value, Version: u.Version, Deleted: u.Deleted}
 	}
 	return nil
 }
@@ -132,7 +157,7 @@ func (f *fakeRep) ReadReplica(ctx context.Context, key string) (store.Entry, boo
 			return store.Entry{}, false, err
 		}
 	}
-	e, ok := f.LocalRead(key)
+	e, ok := f.copyOf(key)
 	return e, ok, nil
 }
 
@@ -166,7 +191,25 @@ func (f *fakeRep) Pending() int { return 0 }
 func (f *fakeRep) Keys() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.data)
+	n := 0
+	for _, e := range f.data {
+		if !e.Deleted {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeRep) Tombstones() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, e := range f.data {
+		if e.Deleted {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *fakeRep) Close(context.Context) error { return nil }
@@ -190,7 +233,7 @@ func (f *fakeRep) Snapshot(_ uint64, fn func(replication.Update) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for k, e := range f.data {
-		if err := fn(replication.Update{Key: k, Value: e.Value, Version: e.Version}); err != nil {
+		if err := fn(replication.Update{Key: k, Value: e.Value, Version: e.Version, Deleted: e.Deleted}); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,11 @@
 //
 // Every key holds one value and the integer version that wrote it. An update
 // is applied only when its version is newer than the one held, so a replica
-// never goes backwards whatever order replication messages arrive in. The map
+// never goes backwards whatever order replication messages arrive in. A
+// delete is an update too: a tombstone (Entry.Deleted) with its own version,
+// which a newer set replaces and which replaces every older value; readers
+// treat it as absent. Tombstones are dropped only by Purge (see package
+// replication for when that is safe). The map
 // is split into shards, each behind its own RWMutex, so that readers and
 // writers of different keys rarely contend.
 package store
@@ -13,10 +17,12 @@ import (
 	"sync/atomic"
 )
 
-// Entry is one stored value and the version that wrote it.
+// Entry is one stored value and the version that wrote it. A tombstone
+// (Deleted) records a delete at Version; its Value is empty.
 type Entry struct {
 	Value   string
 	Version uint64
+	Deleted bool
 }
 
 // DefaultShards is the shard count used when New is given zero.
@@ -27,7 +33,8 @@ type Store struct {
 	seed   maphash.Seed
 	shards []shard
 	mask   uint64
-	keys   atomic.Int64
+	keys   atomic.Int64 // live keys (tombstones not included)
+	tombs  atomic.Int64 // tombstones
 }
 
 type shard struct {
@@ -70,24 +77,65 @@ func (s *Store) Get(key string) (Entry, bool) {
 // version held (or the key is absent). It reports whether the update was
 // applied and returns the entry held afterwards.
 func (s *Store) Apply(key, value string, version uint64) (Entry, bool) {
+	return s.ApplyEntry(key, Entry{Value: value, Version: version})
+}
+
+// ApplyEntry stores e (a value or a tombstone) under key if e.Version is
+// newer than the version held (or the key is absent). It reports whether e
+// was applied and returns the entry held afterwards. A tombstone's value is
+// not kept.
+func (s *Store) ApplyEntry(key string, e Entry) (Entry, bool) {
+	if e.Deleted {
+		e.Value = ""
+	}
 	sh := s.shard(key)
 	sh.mu.Lock()
 	cur, ok := sh.m[key]
-	if ok && cur.Version >= version {
+	if ok && cur.Version >= e.Version {
 		sh.mu.Unlock()
 		return cur, false
 	}
-	e := Entry{Value: value, Version: version}
 	sh.m[key] = e
 	sh.mu.Unlock()
-	if !ok {
-		s.keys.Add(1)
-	}
+	s.count(cur, ok, -1)
+	s.count(e, true, 1)
 	return e, true
 }
 
-// Len returns the number of keys held.
+// count adds d to the counter e belongs to (if present).
+func (s *Store) count(e Entry, present bool, d int64) {
+	switch {
+	case !present:
+	case e.Deleted:
+		s.tombs.Add(d)
+	default:
+		s.keys.Add(d)
+	}
+}
+
+// Purge removes key if the entry held is a tombstone or a value whose
+// version is at most version, and reports whether it removed one: the
+// garbage collection of a tombstone at version, which also drops any older
+// copy a replica still held. An entry newer than version is kept.
+func (s *Store) Purge(key string, version uint64) bool {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	cur, ok := sh.m[key]
+	if !ok || cur.Version > version {
+		sh.mu.Unlock()
+		return false
+	}
+	delete(sh.m, key)
+	sh.mu.Unlock()
+	s.count(cur, true, -1)
+	return true
+}
+
+// Len returns the number of live keys held (tombstones not included).
 func (s *Store) Len() int { return int(s.keys.Load()) }
+
+// Tombstones returns the number of tombstones held.
+func (s *Store) Tombstones() int { return int(s.tombs.Load()) }
 
 // MaxVersion returns the highest version held by any key (0 when empty).
 func (s *Store) MaxVersion() uint64 {
@@ -121,12 +169,12 @@ func (s *Store) Range(fn func(key string, e Entry) bool) {
 	}
 }
 
-// Snapshot calls fn for every entry. Each shard is copied under its read
+// Snapshot calls fn for every entry, tombstones included. Each shard is copied under its read
 // lock and fn runs outside it, so fn may block (write to a network) without
 // stalling writers. Entries changed during the snapshot may or may not be
 // included; replicas apply only newer versions, so a copy merged later is
 // still correct.
-func (s *Store) Snapshot(fn func(key, value string, version uint64) error) error {
+func (s *Store) Snapshot(fn func(key string, e Entry) error) error {
 	type kv struct {
 		k string
 		e Entry
@@ -141,7 +189,7 @@ func (s *Store) Snapshot(fn func(key, value string, version uint64) error) error
 		}
 		sh.mu.RUnlock()
 		for _, x := range buf {
-			if err := fn(x.k, x.e.Value, x.e.Version); err != nil {
+			if err := fn(x.k, x.e); err != nil {
 				return err
 			}
 		}

@@ -51,65 +51,65 @@ func TestApplyGet(t *testing.T) {
 		},
 		{
 			name: "first write applies",
-			ops:  []op{{"k", "v1", 1, true, Entry{"v1", 1}}},
-			key:  "k", want: Entry{"v1", 1}, ok: true,
+			ops:  []op{{"k", "v1", 1, true, Entry{Value: "v1", Version: 1}}},
+			key:  "k", want: Entry{Value: "v1", Version: 1}, ok: true,
 		},
 		{
 			name: "newer version applies",
 			ops: []op{
-				{"k", "v1", 1, true, Entry{"v1", 1}},
-				{"k", "v5", 5, true, Entry{"v5", 5}},
+				{"k", "v1", 1, true, Entry{Value: "v1", Version: 1}},
+				{"k", "v5", 5, true, Entry{Value: "v5", Version: 5}},
 			},
-			key: "k", want: Entry{"v5", 5}, ok: true,
+			key: "k", want: Entry{Value: "v5", Version: 5}, ok: true,
 		},
 		{
 			name: "equal version refused",
 			ops: []op{
-				{"k", "v3", 3, true, Entry{"v3", 3}},
-				{"k", "other", 3, false, Entry{"v3", 3}},
+				{"k", "v3", 3, true, Entry{Value: "v3", Version: 3}},
+				{"k", "other", 3, false, Entry{Value: "v3", Version: 3}},
 			},
-			key: "k", want: Entry{"v3", 3}, ok: true,
+			key: "k", want: Entry{Value: "v3", Version: 3}, ok: true,
 		},
 		{
 			name: "older version refused",
 			ops: []op{
-				{"k", "v7", 7, true, Entry{"v7", 7}},
-				{"k", "v2", 2, false, Entry{"v7", 7}},
+				{"k", "v7", 7, true, Entry{Value: "v7", Version: 7}},
+				{"k", "v2", 2, false, Entry{Value: "v7", Version: 7}},
 			},
-			key: "k", want: Entry{"v7", 7}, ok: true,
+			key: "k", want: Entry{Value: "v7", Version: 7}, ok: true,
 		},
 		{
 			name: "out of order arrival converges on newest",
 			ops: []op{
-				{"k", "v3", 3, true, Entry{"v3", 3}},
-				{"k", "v1", 1, false, Entry{"v3", 3}},
-				{"k", "v4", 4, true, Entry{"v4", 4}},
-				{"k", "v2", 2, false, Entry{"v4", 4}},
+				{"k", "v3", 3, true, Entry{Value: "v3", Version: 3}},
+				{"k", "v1", 1, false, Entry{Value: "v3", Version: 3}},
+				{"k", "v4", 4, true, Entry{Value: "v4", Version: 4}},
+				{"k", "v2", 2, false, Entry{Value: "v4", Version: 4}},
 			},
-			key: "k", want: Entry{"v4", 4}, ok: true,
+			key: "k", want: Entry{Value: "v4", Version: 4}, ok: true,
 		},
 		{
 			name: "empty value is a value",
-			ops:  []op{{"k", "", 1, true, Entry{"", 1}}},
-			key:  "k", want: Entry{"", 1}, ok: true,
+			ops:  []op{{"k", "", 1, true, Entry{Value: "", Version: 1}}},
+			key:  "k", want: Entry{Value: "", Version: 1}, ok: true,
 		},
 		{
 			name: "other keys are independent",
 			ops: []op{
-				{"a", "va", 9, true, Entry{"va", 9}},
-				{"b", "vb", 1, true, Entry{"vb", 1}},
+				{"a", "va", 9, true, Entry{Value: "va", Version: 9}},
+				{"b", "vb", 1, true, Entry{Value: "vb", Version: 1}},
 			},
-			key: "b", want: Entry{"vb", 1}, ok: true,
+			key: "b", want: Entry{Value: "vb", Version: 1}, ok: true,
 		},
 		{
 			name: "empty key is an ordinary key",
-			ops:  []op{{"", "x", 2, true, Entry{"x", 2}}},
-			key:  "", want: Entry{"x", 2}, ok: true,
+			ops:  []op{{"", "x", 2, true, Entry{Value: "x", Version: 2}}},
+			key:  "", want: Entry{Value: "x", Version: 2}, ok: true,
 		},
 		{
 			name: "max version",
-			ops:  []op{{"k", "max", ^uint64(0), true, Entry{"max", ^uint64(0)}}},
-			key:  "k", want: Entry{"max", ^uint64(0)}, ok: true,
+			ops:  []op{{"k", "max", ^uint64(0), true, Entry{Value: "max", Version: ^uint64(0)}}},
+			key:  "k", want: Entry{Value: "max", Version: ^uint64(0)}, ok: true,
 		},
 	}
 	for _, tc := range tests {
@@ -148,7 +148,7 @@ func TestLenMaxVersionRange(t *testing.T) {
 		// A refused and an applied update must not change Len.
 		s.Apply(k, "stale", v)
 		s.Apply(k, fmt.Sprint("v", i), v+1)
-		want[k] = Entry{fmt.Sprint("v", i), v + 1}
+		want[k] = Entry{Value: fmt.Sprint("v", i), Version: v + 1}
 	}
 	if got := s.Len(); got != 100 {
 		t.Errorf("Len = %d, want 100", got)

@@ -19,11 +19,16 @@ import (
 //
 // A message (a batch) is
 //
-//	magic formatVersion count (version term keyLength key valueLength value)*count
+//	magic formatVersion count (version term flags keyLength key valueLength value)*count
 //
 // and a snapshot stream is
 //
-//	magic formatVersion (version keyLength key valueLength value)* 0x00 count
+//	magic formatVersion (version flags keyLength key valueLength value)* 0x00 count
+//
+// flags is one byte: 0 for a value, flagDeleted for a delete (a tombstone,
+// whose value must be empty), flagDeleted|flagPurge for the collection of a
+// tombstone (messages only, never in a snapshot); any other byte is
+// malformed.
 //
 // (a snapshot carries no term: it is a repair, never fenced; see
 // replication.Update.Term). count, version, term and the lengths are unsigned varints (encoding/binary's
@@ -37,11 +42,18 @@ const ContentTypeUpdates = "application/x-kvdb-updates"
 
 const (
 	frameMagic   byte = 0xCB // first byte of every message and stream
-	frameVersion byte = 2    // bumped if the framing changes (2: updates carry their term)
+	frameVersion byte = 3    // bumped if the framing changes (2: updates carry their term; 3: and their flags)
 	headerLen         = 2
 	// minUpdateLen is the smallest encoding of one update in a message: a
-	// one-byte version, a one-byte term and two one-byte lengths.
-	minUpdateLen = 4
+	// one-byte version, a one-byte term, the flags and two one-byte
+	// lengths.
+	minUpdateLen = 5
+
+	// flagDeleted marks a delete (a tombstone: replication.Update.Deleted).
+	flagDeleted byte = 1 << 0
+	// flagPurge marks the collection of a tombstone (Update.Purge); it
+	// comes with flagDeleted.
+	flagPurge byte = 1 << 1
 	// maxUvarintLen64 is the longest uvarint.
 	maxUvarintLen64 = binary.MaxVarintLen64
 )
@@ -84,14 +96,14 @@ func (l Limits) MaxUpdates() int { return replication.MaxBatchUpdates }
 // exceeds MaxValueBytes). So a message is at most
 //
 //	header + count varint                        2 + 10
-//	+ MaxUpdates × (version varint + term varint + key length varint + value length varint + MaxKeyBytes)
+//	+ MaxUpdates × (version varint + term varint + flags + key length varint + value length varint + MaxKeyBytes)
 //	+ max(MaxBatchBytes, MaxValueBytes)          all values together
 //
 // With the defaults (1 KiB keys, 1 MiB values, 256 updates, 1 MiB of
-// values per batch): 12 + 256 × (10 + 10 + 2 + 3 + 1024) + 1 MiB
-// = 12 + 268,544 + 1,048,576 = 1,317,132 bytes, about 1.26 MiB.
+// values per batch): 12 + 256 × (10 + 10 + 1 + 2 + 3 + 1024) + 1 MiB
+// = 12 + 268,800 + 1,048,576 = 1,317,388 bytes, about 1.26 MiB.
 func (l Limits) MaxBodyBytes() int64 {
-	perUpdate := int64(2*maxUvarintLen64 + uvarintLen(uint64(l.MaxKeyBytes)) + uvarintLen(uint64(l.MaxValueBytes)) + l.MaxKeyBytes)
+	perUpdate := int64(2*maxUvarintLen64 + 1 + uvarintLen(uint64(l.MaxKeyBytes)) + uvarintLen(uint64(l.MaxValueBytes)) + l.MaxKeyBytes)
 	values := int64(max(replication.MaxBatchBytes, l.MaxValueBytes))
 	return headerLen + maxUvarintLen64 + int64(l.MaxUpdates())*perUpdate + values
 }
@@ -116,7 +128,7 @@ func EncodedLen(us []replication.Update) int {
 }
 
 func updateLen(u replication.Update) int {
-	return uvarintLen(u.Version) + uvarintLen(u.Term) + uvarintLen(uint64(len(u.Key))) + len(u.Key) + uvarintLen(uint64(len(u.Value))) + len(u.Value)
+	return uvarintLen(u.Version) + uvarintLen(u.Term) + 1 + uvarintLen(uint64(len(u.Key))) + len(u.Key) + uvarintLen(uint64(len(u.Value))) + len(u.Value)
 }
 
 // AppendUpdates appends the message carrying us to dst.
@@ -138,10 +150,39 @@ func EncodeUpdates(us []replication.Update) []byte {
 func appendUpdate(dst []byte, u replication.Update) []byte {
 	dst = binary.AppendUvarint(dst, u.Version)
 	dst = binary.AppendUvarint(dst, u.Term)
+	dst = append(dst, flagsOf(u))
 	dst = binary.AppendUvarint(dst, uint64(len(u.Key)))
 	dst = append(dst, u.Key...)
 	dst = binary.AppendUvarint(dst, uint64(len(u.Value)))
 	return append(dst, u.Value...)
+}
+
+// flagsOf is u's flags byte.
+func flagsOf(u replication.Update) byte {
+	var f byte
+	if u.Deleted || u.Purge {
+		f |= flagDeleted
+	}
+	if u.Purge {
+		f |= flagPurge
+	}
+	return f
+}
+
+// setFlags sets u's Deleted and Purge from f, refusing a byte that is not
+// one of the combinations allowed (purge only if allowed; only with
+// deleted).
+func setFlags(u *replication.Update, f byte, purgeAllowed bool) error {
+	switch {
+	case f == 0:
+	case f == flagDeleted:
+		u.Deleted = true
+	case f == flagDeleted|flagPurge && purgeAllowed:
+		u.Deleted, u.Purge = true, true
+	default:
+		return fmt.Errorf("%w: flags byte 0x%02x", ErrMalformed, f)
+	}
+	return nil
 }
 
 // DecodeUpdates decodes one message. Every count and length is checked
@@ -230,6 +271,13 @@ func sliceUpdate(b []byte, off int, lim Limits) (replication.Update, int, error)
 	if u.Term, off, err = sliceUvarint(b, off, "term"); err != nil {
 		return u, off, err
 	}
+	if off >= len(b) {
+		return u, off, fmt.Errorf("%w: truncated flags", ErrMalformed)
+	}
+	if err = setFlags(&u, b[off], true); err != nil {
+		return u, off, err
+	}
+	off++
 	klen, off, err := sliceLen(b, off, lim.MaxKeyBytes, "key", "key length")
 	if err != nil {
 		return u, off, err
@@ -238,6 +286,9 @@ func sliceUpdate(b []byte, off int, lim Limits) (replication.Update, int, error)
 	vlen, off, err := sliceLen(b, off+klen, lim.MaxValueBytes, "value", "value length")
 	if err != nil {
 		return u, off, err
+	}
+	if u.Deleted && vlen > 0 {
+		return u, off, fmt.Errorf("%w: a delete carries a %d-byte value", ErrMalformed, vlen)
 	}
 	u.Value = string(b[off : off+vlen])
 	return u, off + vlen, nil
@@ -267,15 +318,22 @@ func (s *StreamWriter) writeHeader() error {
 }
 
 // Write appends u to the stream. A zero version cannot be carried (zero
-// ends a stream).
+// ends a stream), nor a purge (a snapshot carries what a node holds), nor a
+// delete with a value.
 func (s *StreamWriter) Write(u replication.Update) error {
-	if u.Version == 0 {
+	switch {
+	case u.Version == 0:
 		return fmt.Errorf("snapshot stream: update %q has version 0", u.Key)
+	case u.Purge:
+		return fmt.Errorf("snapshot stream: update %q is a purge", u.Key)
+	case u.Deleted && u.Value != "":
+		return fmt.Errorf("snapshot stream: delete of %q carries a value", u.Key)
 	}
 	if err := s.writeHeader(); err != nil {
 		return err
 	}
 	b := binary.AppendUvarint(s.buf[:0], u.Version)
+	b = append(b, flagsOf(u))
 	b = binary.AppendUvarint(b, uint64(len(u.Key)))
 	if _, err := s.w.Write(b); err != nil {
 		return err
@@ -351,10 +409,21 @@ func ReadStream(r io.Reader, lim Limits, fn func(replication.Update) error) erro
 			break
 		}
 		u := replication.Update{Version: v}
+		f, err := br.ReadByte()
+		if err != nil {
+			return fmt.Errorf("update %d: %w", count+1, readErr("flags", err))
+		}
+		if err := setFlags(&u, f, false); err != nil {
+			return fmt.Errorf("update %d: %w", count+1, err)
+		}
 		if u.Key, err = readString(lim.MaxKeyBytes, "key", "key length"); err != nil {
 			return fmt.Errorf("update %d: %w", count+1, err)
 		}
-		if u.Value, err = readString(lim.MaxValueBytes, "value", "value length"); err != nil {
+		valueLimit := lim.MaxValueBytes
+		if u.Deleted {
+			valueLimit = 0
+		}
+		if u.Value, err = readString(valueLimit, "value", "value length"); err != nil {
 			return fmt.Errorf("update %d: %w", count+1, err)
 		}
 		count++

@@ -23,7 +23,7 @@ func TestEncodeDoesNotInflate(t *testing.T) {
 		value := strings.Repeat(v, 1<<20/len(v))
 		us := []replication.Update{{Key: "k", Value: value, Version: 7}}
 		b := EncodeUpdates(us)
-		if overhead := len(b) - len(value) - 1; overhead > 9 { // header 2, count 1, version 1, term 1, lengths 1+3
+		if overhead := len(b) - len(value) - 1; overhead > 10 { // header 2, count 1, version 1, term 1, flags 1, lengths 1+3
 			t.Errorf("%q: %d bytes of framing for a %d-byte value", v, overhead, len(value))
 		}
 		j, _ := json.Marshal(us)
@@ -42,6 +42,8 @@ func TestRoundTrip(t *testing.T) {
 		{{Key: "a", Value: "x", Version: 1 << 63}, {Key: "b/c d", Value: "\x00\xff<>&", Version: 300}},
 		{{Key: "", Value: "", Version: 0}}, // framing only: the caller validates
 		{{Key: strings.Repeat("k", 1<<10), Value: strings.Repeat("v", 1<<20), Version: ^uint64(0)}},
+		{{Key: "gone", Version: 9, Deleted: true}, {Key: "k", Value: "v", Version: 10, Term: 3}},
+		{{Key: "gone", Version: 9, Deleted: true, Purge: true}, {Key: "x", Version: 1 << 50, Term: 1, Deleted: true}},
 	} {
 		b := EncodeUpdates(us)
 		if len(b) != EncodedLen(us) {
@@ -65,6 +67,9 @@ func uv(x uint64) []byte { return binary.AppendUvarint(nil, x) }
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
+// fl is a flags byte.
+func fl(f byte) []byte { return []byte{f} }
+
 var hdr = []byte{frameMagic, frameVersion}
 
 func TestDecodeErrors(t *testing.T) {
@@ -81,16 +86,21 @@ func TestDecodeErrors(t *testing.T) {
 		{"no count", hdr, ErrMalformed},
 		{"truncated", one[:len(one)-1], ErrMalformed},
 		{"trailing byte", append(append([]byte{}, one...), 0), ErrMalformed},
-		{"non-minimal count", cat(hdr, []byte{0x81, 0x00}, []byte{1, 0, 1, 'k', 1, 'v'}), ErrMalformed},
+		{"non-minimal count", cat(hdr, []byte{0x81, 0x00}, []byte{1, 0, 0, 1, 'k', 1, 'v'}), ErrMalformed},
 		{"count overflows", cat(hdr, bytes.Repeat([]byte{0xff}, 11)), ErrMalformed},
 		{"count over the limit", cat(hdr, uv(uint64(lim.MaxUpdates())+1)), ErrTooLarge},
-		{"count beyond the bytes", cat(hdr, uv(5), []byte{1, 0, 1, 'k', 1, 'v'}), ErrMalformed},
-		{"key over the limit", cat(hdr, uv(1), uv(1), uv(0), uv(5), []byte("kkkkk"), uv(0)), ErrTooLarge},
-		{"huge key length", cat(hdr, uv(1), uv(1), uv(0), uv(1<<62), []byte("k")), ErrTooLarge},
-		{"value over the limit", cat(hdr, uv(1), uv(1), uv(0), uv(1), []byte("k"), uv(9), []byte("123456789")), ErrTooLarge},
-		{"huge value length", cat(hdr, uv(1), uv(1), uv(0), uv(1), []byte("k"), uv(^uint64(0))), ErrTooLarge},
-		{"value beyond the bytes", cat(hdr, uv(1), uv(1), uv(0), uv(1), []byte("k"), uv(8), []byte("1234")), ErrMalformed},
-		{"non-minimal version", cat(hdr, uv(1), []byte{0x80, 0x00}, uv(0), uv(1), []byte("k"), uv(0)), ErrMalformed},
+		{"count beyond the bytes", cat(hdr, uv(5), []byte{1, 0, 0, 1, 'k', 1, 'v'}), ErrMalformed},
+		{"key over the limit", cat(hdr, uv(1), uv(1), uv(0), fl(0), uv(5), []byte("kkkkk"), uv(0)), ErrTooLarge},
+		{"huge key length", cat(hdr, uv(1), uv(1), uv(0), fl(0), uv(1<<62), []byte("k")), ErrTooLarge},
+		{"value over the limit", cat(hdr, uv(1), uv(1), uv(0), fl(0), uv(1), []byte("k"), uv(9), []byte("123456789")), ErrTooLarge},
+		{"huge value length", cat(hdr, uv(1), uv(1), uv(0), fl(0), uv(1), []byte("k"), uv(^uint64(0))), ErrTooLarge},
+		{"value beyond the bytes", cat(hdr, uv(1), uv(1), uv(0), fl(0), uv(1), []byte("k"), uv(8), []byte("1234")), ErrMalformed},
+		{"non-minimal version", cat(hdr, uv(1), []byte{0x80, 0x00}, uv(0), fl(0), uv(1), []byte("k"), uv(0)), ErrMalformed},
+		{"no flags", cat(hdr, uv(1), uv(1), uv(0)), ErrMalformed},
+		{"unknown flag", cat(hdr, uv(1), uv(1), uv(0), fl(4), uv(1), []byte("k"), uv(0)), ErrMalformed},
+		{"purge without delete", cat(hdr, uv(1), uv(1), uv(0), fl(flagPurge), uv(1), []byte("k"), uv(0)), ErrMalformed},
+		{"delete with a value", cat(hdr, uv(1), uv(1), uv(0), fl(flagDeleted), uv(1), []byte("k"), uv(1), []byte("v")), ErrMalformed},
+		{"previous framing version", cat([]byte{frameMagic, 2}, uv(1), uv(1), uv(0), uv(1), []byte("k"), uv(0)), ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,8 +127,8 @@ func TestMaxBodyCoversLargestBatch(t *testing.T) {
 			t.Fatalf("%+v: %v", lim, err)
 		}
 	}
-	if got := defaultLimits.MaxBodyBytes(); got != 1_317_132 {
-		t.Errorf("default body limit %d, the arithmetic in MaxBodyBytes's comment says 1,317,132", got)
+	if got := defaultLimits.MaxBodyBytes(); got != 1_317_388 {
+		t.Errorf("default body limit %d, the arithmetic in MaxBodyBytes's comment says 1,317,388", got)
 	}
 }
 
@@ -143,6 +153,7 @@ func TestStreamRoundTrip(t *testing.T) {
 		{Key: "a", Value: strings.Repeat("<", 1<<20), Version: 3},
 		{Key: "b", Value: "", Version: 1},
 		{Key: "c", Value: "\u0001&", Version: 1 << 40},
+		{Key: "gone", Version: 7, Deleted: true},
 	}
 	var buf bytes.Buffer
 	sw := NewStreamWriter(&buf)
@@ -172,11 +183,16 @@ func TestStreamRoundTrip(t *testing.T) {
 			t.Errorf("stream cut at %d of %d bytes: %v, want ErrMalformed", n, len(full), err)
 		}
 	}
-	end := cat(hdr, uv(1), uv(1), []byte("k"), uv(0))
+	end := cat(hdr, uv(1), fl(0), uv(1), []byte("k"), uv(0))
 	for name, in := range map[string][]byte{
-		"wrong count":   cat(end, []byte{0}, uv(2)),
-		"trailing data": cat(end, []byte{0}, uv(1), []byte{0}),
-		"value too big": cat(hdr, uv(1), uv(1), []byte("k"), uv(1<<21)),
+		"wrong count":      cat(end, []byte{0}, uv(2)),
+		"trailing data":    cat(end, []byte{0}, uv(1), []byte{0}),
+		"value too big":    cat(hdr, uv(1), fl(0), uv(1), []byte("k"), uv(1<<21)),
+		"unknown flag":     cat(hdr, uv(1), fl(8), uv(1), []byte("k"), uv(0), []byte{0}, uv(1)),
+		"purge in a copy":  cat(hdr, uv(1), fl(flagDeleted|flagPurge), uv(1), []byte("k"), uv(0), []byte{0}, uv(1)),
+		"delete, a value":  cat(hdr, uv(1), fl(flagDeleted), uv(1), []byte("k"), uv(1), []byte("v"), []byte{0}, uv(1)),
+		"truncated flags":  cat(hdr, uv(1)),
+		"previous framing": cat([]byte{frameMagic, 2}, uv(1), uv(1), []byte("k"), uv(0), []byte{0}, uv(1)),
 	} {
 		if err := ReadStream(bytes.NewReader(in), defaultLimits, func(replication.Update) error { return nil }); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -190,8 +206,10 @@ func TestStreamRoundTrip(t *testing.T) {
 	if err := ReadStream(&buf, defaultLimits, func(replication.Update) error { t.Fatal("update in empty stream"); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := NewStreamWriter(io.Discard).Write(replication.Update{Key: "k"}); err == nil {
-		t.Fatal("a zero version was written to a stream")
+	for _, u := range []replication.Update{{Key: "k"}, {Key: "k", Version: 1, Deleted: true, Purge: true}, {Key: "k", Value: "v", Version: 1, Deleted: true}} {
+		if err := NewStreamWriter(io.Discard).Write(u); err == nil {
+			t.Fatalf("%+v was written to a stream", u)
+		}
 	}
 }
 

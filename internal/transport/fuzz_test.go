@@ -23,6 +23,7 @@ func FuzzDecodeUpdates(f *testing.F) {
 		{{Key: "k", Value: "v", Version: 1}},
 		{{Key: "a", Value: "<<<&&&>>>", Version: 1 << 40}, {Key: "b", Value: "", Version: 2}, {Key: "\u0001", Value: "\x00\xff", Version: ^uint64(0)}},
 		{{Key: strings.Repeat("k", 16), Value: strings.Repeat("v", 64), Version: 300}},
+		{{Key: "gone", Version: 5, Deleted: true}, {Key: "gone", Version: 5, Deleted: true, Purge: true}, {Key: "t", Value: "v", Version: 6, Term: 2}},
 	}
 	for _, us := range valid {
 		b := EncodeUpdates(us)
@@ -31,15 +32,17 @@ func FuzzDecodeUpdates(f *testing.F) {
 		f.Add(b[:max(len(b)-1, 0)])      // one byte short
 		f.Add(append(bytes.Clone(b), 0)) // trailing byte
 	}
-	f.Add(cat(hdr, uv(1<<62)))                                                                // huge count
-	f.Add(cat(hdr, uv(1), uv(1), uv(1<<62), []byte("k")))                                     // huge key length
-	f.Add(cat(hdr, uv(1), uv(1), uv(1), []byte("k"), uv(^uint64(0))))                         // huge value length
-	f.Add(cat(hdr, uv(1), uv(1), uv(17), []byte(strings.Repeat("k", 17)), uv(0)))             // key over the limit
-	f.Add(cat(hdr, uv(2), uv(1), uv(1), []byte("k"), uv(0)))                                  // count beyond the updates
-	f.Add(cat(hdr, []byte{0x80, 0x00}))                                                       // non-minimal count
-	f.Add(cat(hdr, bytes.Repeat([]byte{0xff}, 10), []byte{0x01}))                             // count overflows
-	f.Add([]byte(`[{"key":"k","value":"v","version":1}]`))                                    // JSON
-	f.Add(cat([]byte{frameMagic, frameVersion + 1}, uv(1), uv(1), uv(1), []byte("k"), uv(0))) // other version
+	f.Add(cat(hdr, uv(1<<62)))                                                                              // huge count
+	f.Add(cat(hdr, uv(1), uv(1), uv(0), fl(0), uv(1<<62), []byte("k")))                                     // huge key length
+	f.Add(cat(hdr, uv(1), uv(1), uv(0), fl(0), uv(1), []byte("k"), uv(^uint64(0))))                         // huge value length
+	f.Add(cat(hdr, uv(1), uv(1), uv(0), fl(0), uv(17), []byte(strings.Repeat("k", 17)), uv(0)))             // key over the limit
+	f.Add(cat(hdr, uv(2), uv(1), uv(0), fl(0), uv(1), []byte("k"), uv(0)))                                  // count beyond the updates
+	f.Add(cat(hdr, uv(1), uv(1), uv(0), fl(7), uv(1), []byte("k"), uv(0)))                                  // unknown flags
+	f.Add(cat(hdr, uv(1), uv(1), uv(0), fl(flagDeleted), uv(1), []byte("k"), uv(1), []byte("v")))           // delete with a value
+	f.Add(cat(hdr, []byte{0x80, 0x00}))                                                                     // non-minimal count
+	f.Add(cat(hdr, bytes.Repeat([]byte{0xff}, 10), []byte{0x01}))                                           // count overflows
+	f.Add([]byte(`[{"key":"k","value":"v","version":1}]`))                                                  // JSON
+	f.Add(cat([]byte{frameMagic, frameVersion + 1}, uv(1), uv(1), uv(0), fl(0), uv(1), []byte("k"), uv(0))) // other version
 	f.Fuzz(func(t *testing.T, b []byte) {
 		us, err := DecodeUpdates(b, lim)
 		if err != nil {
@@ -61,6 +64,9 @@ func FuzzDecodeUpdates(f *testing.F) {
 		for _, u := range us {
 			if len(u.Key) > lim.MaxKeyBytes || len(u.Value) > lim.MaxValueBytes {
 				t.Fatalf("update over the limits: key %d bytes, value %d", len(u.Key), len(u.Value))
+			}
+			if (u.Deleted && u.Value != "") || (u.Purge && !u.Deleted) {
+				t.Fatalf("accepted an inconsistent update: %+v", u)
 			}
 			held += len(u.Key) + len(u.Value)
 		}

@@ -40,7 +40,9 @@ type ReadResponse struct {
 	Key     string `json:"key"`
 	Value   string `json:"value"`
 	Version uint64 `json:"version"`
-	Found   bool   `json:"found"`
+	// Deleted: the copy held is a tombstone (a delete at Version).
+	Deleted bool `json:"deleted,omitempty"`
+	Found   bool `json:"found"`
 }
 
 // QuorumRequest is the body of PUT /config and PUT /internal/config.
@@ -152,7 +154,7 @@ func (p *HTTPPeer) Read(ctx context.Context, key string) (store.Entry, bool, err
 	if err := json.NewDecoder(resp.Body).Decode(&rr); err != nil {
 		return store.Entry{}, false, fmt.Errorf("decode %s answer: %w", PathRead, err)
 	}
-	return store.Entry{Value: rr.Value, Version: rr.Version}, rr.Found, nil
+	return store.Entry{Value: rr.Value, Version: rr.Version, Deleted: rr.Deleted}, rr.Found, nil
 }
 
 // SetQuorum changes the peer's W and R.

@@ -5,7 +5,10 @@
 //
 // Record format: 4-byte little-endian payload length, 4-byte CRC-32C of
 // the payload, then the payload: uvarint version, uvarint key length, key,
-// value. A torn or corrupt tail (a crash mid-append) is detected by length
+// value. A delete (a tombstone) is the payload 0x00, uvarint version,
+// uvarint key length, key: a version is never zero, so the leading zero
+// tells it from a value's record, and logs written before deletes existed
+// read unchanged. A torn or corrupt tail (a crash mid-append) is detected by length
 // or checksum and truncated on open; everything before it is kept.
 //
 // Fsync policy (Config.Sync):
@@ -93,11 +96,13 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Record is one logged update.
+// Record is one logged update: a value, or a delete (Deleted, a tombstone
+// at Version with no value).
 type Record struct {
 	Key     string
 	Value   string
 	Version uint64
+	Deleted bool
 }
 
 // Log is an open write-ahead log.
@@ -240,19 +245,32 @@ func syncDir(dir string) error {
 func appendRecord(dst []byte, r Record) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	if r.Deleted {
+		dst = append(dst, tombstoneMark)
+	}
 	dst = binary.AppendUvarint(dst, r.Version)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Key)))
 	dst = append(dst, r.Key...)
-	dst = append(dst, r.Value...)
+	if !r.Deleted {
+		dst = append(dst, r.Value...)
+	}
 	payload := dst[start+8:]
 	binary.LittleEndian.PutUint32(dst[start:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(dst[start+4:], crc32.Checksum(payload, crcTable))
 	return dst
 }
 
+// tombstoneMark opens a delete's payload (where a value's starts with its
+// non-zero version).
+const tombstoneMark = 0x00
+
 func decode(p []byte) (Record, bool) {
+	deleted := len(p) > 0 && p[0] == tombstoneMark
+	if deleted {
+		p = p[1:]
+	}
 	v, n := binary.Uvarint(p)
-	if n <= 0 {
+	if n <= 0 || v == 0 {
 		return Record{}, false
 	}
 	p = p[n:]
@@ -261,6 +279,12 @@ func decode(p []byte) (Record, bool) {
 		return Record{}, false
 	}
 	p = p[n:]
+	if deleted {
+		if kl != uint64(len(p)) {
+			return Record{}, false // a delete has no value
+		}
+		return Record{Version: v, Key: string(p), Deleted: true}, true
+	}
 	return Record{Version: v, Key: string(p[:kl]), Value: string(p[kl:])}, true
 }
 

@@ -33,7 +33,7 @@ func TestRoundTrip(t *testing.T) {
 			if len(got) != 0 {
 				t.Fatalf("new log replayed %d records", len(got))
 			}
-			want := []Record{{"a", "1", 1}, {"b", "", 2}, {"a", "long value with ünïcode", 3}, {"k/with/slash", "x", 1 << 40}}
+			want := []Record{{Key: "a", Value: "1", Version: 1}, {Key: "b", Value: "", Version: 2}, {Key: "a", Value: "long value with ünïcode", Version: 3}, {Key: "k/with/slash", Value: "x", Version: 1 << 40}, {Key: "a", Version: 4, Deleted: true}, {Key: "gone", Version: 5, Deleted: true}}
 			for _, r := range want {
 				if err := l.Append(r); err != nil {
 					t.Fatal(err)
@@ -98,7 +98,7 @@ func TestCompaction(t *testing.T) {
 		l.Append(Record{Key: "same", Value: fmt.Sprint(i), Version: uint64(i + 1)})
 	}
 	l.Close()
-	l, got := open(t, dir, SyncNever, []Record{{"same", "99", 100}})
+	l, got := open(t, dir, SyncNever, []Record{{Key: "same", Value: "99", Version: 100}})
 	l.Close()
 	if len(got) != 100 {
 		t.Fatalf("replayed %d", len(got))
