@@ -22,7 +22,6 @@ import (
 	"github.com/kvdb/kvdb/internal/consensus"
 	"github.com/kvdb/kvdb/internal/hops"
 	"github.com/kvdb/kvdb/internal/replication"
-	"github.com/kvdb/kvdb/internal/resp"
 	"github.com/kvdb/kvdb/internal/server"
 	"github.com/kvdb/kvdb/internal/store"
 	"github.com/kvdb/kvdb/internal/transport"
@@ -55,15 +54,6 @@ type Config struct {
 	// the node has one), W, R, Logger and Registerer. Leaderless mode
 	// runs no election.
 	Election consensus.Config
-	// RESP configures the Redis-protocol listener, when RESPListen is set:
-	// its limits default to the HTTP layer's (key, value, body, request
-	// timeout); Addrs names the members' RESP addresses for READONLY
-	// errors. New sets Logger, Registerer and Durable.
-	RESP resp.Config
-	// RESPListen, if set, is the address Run serves the Redis protocol on
-	// beside HTTP (kvdb serve --resp-addr); ServeRESP serves it on a
-	// listener of the caller's. Empty: no RESP listener.
-	RESPListen string
 
 	// Listen is the address to listen on (default ":8080").
 	Listen string
@@ -87,15 +77,9 @@ type Config struct {
 	Logger *slog.Logger
 	// WrapTransport, if set, wraps the peer transport (fault injection).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
-	// RaftDial, if set, opens the election's TCP connections and the
-	// replication streams' (fault injection: transport.Faults.Dialer).
+	// RaftDial, if set, opens the election's TCP connections (fault
+	// injection: transport.Faults.Dialer).
 	RaftDial func(ctx context.Context, network, address string) (net.Conn, error)
-	// PeerTransport is how this node sends its messages to its peers:
-	// PeerStream (default) over one persistent, multiplexed binary stream
-	// per peer (an upgrade at /internal/stream on the peer's HTTP port,
-	// HTTP while it is down or for peers without it), or PeerHTTP, one
-	// HTTP request per message. Either way the node serves both.
-	PeerTransport string
 	// Network, if set, carries node-to-node calls in place of HTTP (an
 	// in-process network such as transport.InmemNetwork, for tests): it
 	// builds the peers and the election's streams, and New registers the
@@ -107,12 +91,6 @@ type Config struct {
 	}
 }
 
-// Peer transports (Config.PeerTransport).
-const (
-	PeerStream = "stream"
-	PeerHTTP   = "http"
-)
-
 // DefaultConfig returns a node config with every default filled in that
 // does not depend on the membership (see replication.DefaultConfig and
 // server.DefaultConfig).
@@ -122,7 +100,6 @@ func DefaultConfig() Config {
 		Server:            server.DefaultConfig(),
 		Election:          consensus.DefaultConfig(),
 		Listen:            ":8080",
-		PeerTransport:     PeerStream,
 		Fsync:             wal.SyncAlways,
 		ShutdownTimeout:   15 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -155,9 +132,6 @@ func (c *Config) SetDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
-	}
-	if c.PeerTransport == "" {
-		c.PeerTransport = d.PeerTransport
 	}
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = d.ReadHeaderTimeout
@@ -211,11 +185,6 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen address %q: %w", c.Listen, err))
 	}
-	if c.RESPListen != "" {
-		if _, _, err := net.SplitHostPort(c.RESPListen); err != nil {
-			errs = append(errs, fmt.Errorf("RESP listen address %q: %w", c.RESPListen, err))
-		}
-	}
 	switch c.Role {
 	case "":
 	case "leader", "follower":
@@ -226,9 +195,6 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("role %q: want leader or follower", c.Role))
-	}
-	if c.PeerTransport != PeerStream && c.PeerTransport != PeerHTTP {
-		errs = append(errs, fmt.Errorf("peer transport %q: want %s or %s", c.PeerTransport, PeerStream, PeerHTTP))
 	}
 	if c.ShutdownTimeout < 0 || c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
@@ -262,9 +228,7 @@ type Node struct {
 	rep         *replication.Engine
 	election    *consensus.Node // nil without an election
 	hops        *hops.Recorder
-	streams     peerStreams // zero with an in-process network
 	http        *http.Server
-	resp        *resp.Server // nil without RESPListen
 	fresh       freshConns
 	log         *slog.Logger
 	url         string
@@ -299,14 +263,6 @@ func New(cfg Config) (*Node, error) {
 			peers = append(peers, p)
 		}
 	}
-	var streams peerStreams
-	if cfg.Network == nil {
-		var err error
-		if peers, streams.peers, err = streamPeers(&cfg, peers); err != nil {
-			client.CloseIdleConnections()
-			return nil, err
-		}
-	}
 	if cfg.Network != nil {
 		var err error
 		if peers, err = cfg.Network.Peers(rcfg.Self, rcfg.Members); err != nil {
@@ -334,14 +290,13 @@ func New(cfg Config) (*Node, error) {
 		rcfg.Journal = walJournal{journal}
 	}
 	fail := func(err error) (*Node, error) {
-		streams.close()
 		client.CloseIdleConnections()
 		return nil, errors.Join(err, closeJournal(journal))
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kvdb_store_keys", Help: "Keys held by this node.",
 	}, func() float64 { return float64(st.Len()) }))
-	n := &Node{cfg: cfg, client: client, log: cfg.Logger, url: self, catchDone: make(chan struct{}), journal: journal, hops: hopRec, streams: streams}
+	n := &Node{cfg: cfg, client: client, log: cfg.Logger, url: self, catchDone: make(chan struct{}), journal: journal, hops: hopRec}
 	if cfg.elected() {
 		ecfg := cfg.electionConfig()
 		ecfg.Registerer = reg
@@ -390,25 +345,12 @@ func New(cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.rep = rep
-	if cfg.Network == nil {
-		if scfg.Stream, err = n.streams.serve(&cfg, limits, rep); err != nil {
-			closeElection()
-			return fail(err)
-		}
-	}
 	srv, err := server.New(scfg, rep)
 	if err != nil {
 		// The engine has started nothing yet; Close only marks it closed.
 		_ = rep.Close(context.Background())
 		closeElection()
 		return fail(err)
-	}
-	if cfg.RESPListen != "" {
-		if n.resp, err = resp.New(cfg.respConfig(reg), respBackend{rep}); err != nil {
-			_ = rep.Close(context.Background())
-			closeElection()
-			return fail(fmt.Errorf("RESP: %w", err))
-		}
 	}
 	if cfg.Network != nil {
 		cfg.Network.Register(rcfg.Self, rep)
@@ -423,73 +365,6 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.http.RegisterOnShutdown(n.fresh.closeAll)
 	return n, nil
-}
-
-// respConfig is RESP with the node's limits, logger and registry.
-func (c *Config) respConfig(reg prometheus.Registerer) resp.Config {
-	r := c.RESP
-	if r.MaxKeyBytes == 0 {
-		r.MaxKeyBytes = c.Server.MaxKeyBytes
-	}
-	if r.MaxValueBytes == 0 {
-		r.MaxValueBytes = c.Server.MaxValueBytes
-	}
-	if r.MaxCommandBytes == 0 {
-		r.MaxCommandBytes = int(c.Server.MaxBodyBytes)
-	}
-	if r.RequestTimeout == 0 {
-		r.RequestTimeout = c.Server.RequestTimeout
-	}
-	if r.Logger == nil {
-		r.Logger = c.Logger
-	}
-	r.Registerer = reg
-	r.Durable = c.DataDir != ""
-	return r
-}
-
-// respBackend is the engine as the RESP server sees it.
-type respBackend struct{ *replication.Engine }
-
-// Delete is a stand-in until the engine has deletes.
-func (respBackend) Delete(context.Context, string, replication.Options) (replication.WriteResult, error) {
-	return replication.WriteResult{}, errors.New("deletes are not available in this build")
-}
-
-// ServeRESP serves the Redis protocol on l until Close or Kill (it needs
-// RESPListen set, which builds the RESP server); it returns nil then.
-func (n *Node) ServeRESP(l net.Listener) error {
-	if n.resp == nil {
-		l.Close()
-		return fmt.Errorf("node %s: no RESP listener configured", n.cfg.ID())
-	}
-	if err := n.resp.Serve(l); err != nil && !errors.Is(err, resp.ErrServerClosed) {
-		return fmt.Errorf("node %s: %w", n.cfg.ID(), err)
-	}
-	return nil
-}
-
-// RESPAddr is the address the RESP listener serves on ("" before
-// ServeRESP, or without one).
-func (n *Node) RESPAddr() string {
-	if n.resp == nil {
-		return ""
-	}
-	if a := n.resp.Addr(); a != nil {
-		return a.String()
-	}
-	return ""
-}
-
-// closeRESP stops the RESP listener: commands running finish until ctx
-// ends (at once if it has). Idempotent.
-func (n *Node) closeRESP(ctx context.Context) {
-	if n.resp == nil {
-		return
-	}
-	if err := n.resp.Close(ctx); err != nil {
-		n.log.Warn("closing the RESP listener", "err", err)
-	}
 }
 
 // URL is the node's base URL as its members list gives it.
@@ -642,7 +517,6 @@ func closeJournal(j *wal.Log) error {
 // Close drains first, within ctx).
 func (n *Node) Close(ctx context.Context) error {
 	defer n.client.CloseIdleConnections()
-	defer n.streams.close()
 	defer n.closeJournal()
 	defer n.rep.Close(ctx) //nolint:errcheck // Drain reports what was cut short
 	n.catchCancel()
@@ -653,14 +527,9 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 	}
 	n.closeElection()
-	n.closeRESP(ctx)
 	if err := n.http.Shutdown(ctx); err != nil {
 		n.http.Close()
-		n.streams.kill()
 		return fmt.Errorf("node %s: http shutdown: %w", n.cfg.ID(), err)
-	}
-	if err := n.streams.shutdown(ctx); err != nil {
-		return fmt.Errorf("node %s: replication stream shutdown: %w", n.cfg.ID(), err)
 	}
 	return nil
 }
@@ -673,10 +542,7 @@ func (n *Node) Kill() error {
 	n.catchCancel()
 	n.closeElection()
 	_ = n.rep.Close(ctx) // cancelled: cuts background work short
-	n.closeRESP(ctx)
 	err := n.http.Close()
-	n.streams.kill()
-	n.streams.close()
 	n.client.CloseIdleConnections()
 	if n.started.Load() {
 		<-n.catchDone
@@ -694,44 +560,21 @@ func (n *Node) Shutdown() error {
 	return err
 }
 
-// Run listens on cfg.Listen (and cfg.RESPListen, if set) and serves until
-// ctx is done, then shuts down.
+// Run listens on cfg.Listen and serves until ctx is done, then shuts down.
 func (n *Node) Run(ctx context.Context) error {
 	l, err := net.Listen("tcp", n.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.cfg.ID(), err)
 	}
-	var rl net.Listener
-	if n.cfg.RESPListen != "" {
-		if rl, err = net.Listen("tcp", n.cfg.RESPListen); err != nil {
-			l.Close()
-			return fmt.Errorf("node %s: RESP: %w", n.cfg.ID(), err)
-		}
-	}
 	errc := make(chan error, 1)
 	go func() { errc <- n.Serve(l) }()
-	respc := make(chan error, 1)
-	if rl != nil {
-		go func() { respc <- n.ServeRESP(rl) }()
-	}
 	select {
 	case err := <-errc:
-		n.closeRESP(context.Background())
-		if rl != nil {
-			err = errors.Join(err, <-respc)
-		}
 		return err
-	case err = <-respc:
-		// The RESP listener failed: stop the node with it.
-		return errors.Join(err, n.Shutdown(), <-errc)
 	case <-ctx.Done():
 	}
 	err = n.Shutdown()
-	err = errors.Join(err, <-errc)
-	if rl != nil {
-		err = errors.Join(err, <-respc)
-	}
-	return err
+	return errors.Join(err, <-errc)
 }
 
 // freshConns tracks the server's connections that have not yet carried a
