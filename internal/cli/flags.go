@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,6 +110,48 @@ func nodeFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.DurationVar(&ec.ElectionTimeout, "election-timeout", ec.ElectionTimeout, "leader-follower: how long a candidate waits for votes before it tries again (randomized to 1-2x)")
 	fs.DurationVar(&ec.LeaderLeaseTimeout, "leader-lease", ec.LeaderLeaseTimeout, "leader-follower: a leader that reaches no majority for this long steps down and stops\nacknowledging writes (at most --election-heartbeat)")
 	fs.DurationVar(&rc.LeaderCatchUpWait, "leader-catchup-wait", rc.LeaderCatchUpWait, "leader-follower: how long a new leader tries to copy N-W+1 nodes before it accepts writes anyway,\nreporting in /health and /metrics that acknowledged writes may have been lost")
+}
+
+// respFlags binds kvdb serve's Redis-protocol flags.
+func respFlags(fs *flag.FlagSet, cfg *node.Config) {
+	fs.StringVar(&cfg.RESPListen, "resp-addr", "", "address to serve the Redis protocol (RESP) on, beside HTTP, e.g. :6379 (default: off)")
+	fs.Var((*respAddrsValue)(&cfg.RESP.Addrs), "resp-peers", "`id=host:port,...`: the RESP address clients reach each member at; a follower's READONLY\nerror names the leader's (default: its HTTP URL)")
+}
+
+// respAddrsValue parses "id=host:port,..." into a map.
+type respAddrsValue map[string]string
+
+func (v *respAddrsValue) String() string {
+	if v == nil || len(*v) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(*v))
+	for id, a := range *v {
+		parts = append(parts, id+"="+a)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
+
+func (v *respAddrsValue) Set(s string) error {
+	m := map[string]string{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		id, addr = strings.TrimSpace(id), strings.TrimSpace(addr)
+		if !ok || id == "" {
+			return fmt.Errorf("%q: want id=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%q: %w", part, err)
+		}
+		m[id] = addr
+	}
+	*v = m
+	return nil
 }
 
 // enabledVar binds a positively named boolean flag (--read-repair,

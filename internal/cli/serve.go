@@ -25,6 +25,7 @@ func Serve(ctx context.Context, args []string, env Env) int {
 	fs.IntVar(&rc.W, "w", 0, "write quorum, 1..N (default N)")
 	fs.IntVar(&rc.R, "r", 0, "read quorum, 1..N (default 1)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory of the write-ahead log (default: none, data lives in memory only)")
+	respFlags(fs, &cfg)
 	nodeFlags(fs, &cfg)
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args, env.Getenv); err != nil {

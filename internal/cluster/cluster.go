@@ -91,6 +91,13 @@ type Config struct {
 	// HTTP (tests); Start sets it as each node's Network, Stop unregisters
 	// the node.
 	Network *transport.InmemNetwork
+	// RESP, if set, gives every node a Redis-protocol listener on Host:
+	// node i on RESPBasePort+i-1 (as BasePort numbers the HTTP ports), or
+	// on free ports when RESPBasePort is zero. Each node's READONLY error
+	// names the leader's RESP address.
+	RESP bool
+	// RESPBasePort is the first node's RESP port (with RESP).
+	RESPBasePort int
 }
 
 // DefaultConfig returns the defaults: w5r1 on five nodes on 127.0.0.1,
@@ -132,6 +139,12 @@ func (c *Config) Validate() error {
 	if c.BasePort < 0 || c.BasePort+c.N-1 > 65535 {
 		errs = append(errs, fmt.Errorf("base port %d: ports must stay within 1..65535", c.BasePort))
 	}
+	if c.RESPBasePort < 0 || c.RESPBasePort+c.N-1 > 65535 {
+		errs = append(errs, fmt.Errorf("RESP base port %d: ports must stay within 1..65535", c.RESPBasePort))
+	}
+	if c.RESPBasePort != 0 && c.BasePort != 0 && c.RESPBasePort < c.BasePort+c.N && c.BasePort < c.RESPBasePort+c.N {
+		errs = append(errs, fmt.Errorf("RESP ports %d..%d overlap the HTTP ports %d..%d", c.RESPBasePort, c.RESPBasePort+c.N-1, c.BasePort, c.BasePort+c.N-1))
+	}
 	if c.Node.DataDir != "" {
 		errs = append(errs, errors.New("set the cluster's DataDir (the root of every node's directory), not the template's"))
 	}
@@ -139,8 +152,15 @@ func (c *Config) Validate() error {
 }
 
 // nodeConfig is node i's config: the template with what differs per node.
-func (c *Config) nodeConfig(p Preset, members []replication.Member, i int) node.Config {
+func (c *Config) nodeConfig(p Preset, members []replication.Member, respAddrs []string, i int) node.Config {
 	ncfg := c.Node
+	if respAddrs != nil {
+		ncfg.RESPListen = respAddrs[i]
+		ncfg.RESP.Addrs = make(map[string]string, len(members))
+		for j, m := range members {
+			ncfg.RESP.Addrs[m.ID] = respAddrs[j]
+		}
+	}
 	rc := &ncfg.Replication
 	rc.Self, rc.Members, rc.Mode, rc.W, rc.R, rc.Leader = members[i].ID, members, p.Mode, p.W, p.R, ""
 	ncfg.Listen = members[i].URL[len("http://"):]
@@ -167,6 +187,8 @@ type Cluster struct {
 	mu     sync.Mutex
 	nodes  []*node.Node
 	errs   []chan error
+	respc  []chan error // the RESP listeners' Serve results (with RESP)
+	rls    []net.Listener
 	down   []bool
 }
 
@@ -197,13 +219,32 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 		listeners = append(listeners, l)
 	}
+	var respAddrs []string
+	if cfg.RESP {
+		for i := range cfg.N {
+			port := 0
+			if cfg.RESPBasePort != 0 {
+				port = cfg.RESPBasePort + i
+			}
+			l, err := lc.Listen(ctx, "tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
+			if err != nil {
+				closeAll()
+				return nil, fmt.Errorf("cluster: node %d: RESP: %w", i+1, err)
+			}
+			listeners = append(listeners, l)
+			respAddrs = append(respAddrs, l.Addr().String())
+		}
+	}
 	members := make([]replication.Member, cfg.N)
-	for i, l := range listeners {
+	for i, l := range listeners[:cfg.N] {
 		members[i] = replication.Member{ID: "node" + strconv.Itoa(i+1), URL: "http://" + l.Addr().String()}
 	}
-	c := &Cluster{cfg: cfg, preset: p, down: make([]bool, cfg.N), errs: make([]chan error, cfg.N)}
-	for i := range listeners {
-		ncfg := cfg.nodeConfig(p, members, i)
+	c := &Cluster{cfg: cfg, preset: p, down: make([]bool, cfg.N), errs: make([]chan error, cfg.N), respc: make([]chan error, cfg.N), rls: make([]net.Listener, cfg.N)}
+	if cfg.RESP {
+		copy(c.rls, listeners[cfg.N:])
+	}
+	for i := range cfg.N {
+		ncfg := cfg.nodeConfig(p, members, respAddrs, i)
 		gate := newPauseGate()
 		c.gates = append(c.gates, gate)
 		if cfg.Network == nil {
@@ -226,7 +267,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.nodes = append(c.nodes, n)
 	}
 	for i, n := range c.nodes {
-		c.serve(i, n, listeners[i])
+		c.serve(i, n, listeners[i], c.rls[i])
 	}
 	if err := c.WaitReady(ctx, 30*time.Second); err != nil {
 		_ = c.Close(context.Background())
@@ -235,13 +276,33 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
-func (c *Cluster) serve(i int, n *node.Node, l net.Listener) {
+// serve starts node i on l and, with RESP, on rl.
+func (c *Cluster) serve(i int, n *node.Node, l, rl net.Listener) {
 	errc := make(chan error, 1)
 	c.errs[i] = errc
 	if c.cfg.Network == nil {
 		l = gatedListener{Listener: l, gate: c.gates[i]}
 	}
 	go func() { errc <- n.Serve(l) }()
+	if rl == nil {
+		c.respc[i] = nil
+		return
+	}
+	respc := make(chan error, 1)
+	c.respc[i] = respc
+	if c.cfg.Network == nil {
+		rl = gatedListener{Listener: rl, gate: c.gates[i]}
+	}
+	go func() { respc <- n.ServeRESP(rl) }()
+}
+
+// waitServed collects node i's Serve results (after Close or Kill).
+func (c *Cluster) waitServed(i int) error {
+	err := <-c.errs[i]
+	if c.respc[i] != nil {
+		err = errors.Join(err, <-c.respc[i])
+	}
+	return err
 }
 
 // WaitReady waits until every running node has caught up and serves
@@ -322,14 +383,24 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("cluster: restart node %d: %w", i+1, err)
 	}
+	var rl net.Listener
+	if c.cfg.RESP {
+		if rl, err = lc.Listen(ctx, "tcp", c.ncfgs[i].RESPListen); err != nil {
+			l.Close()
+			return fmt.Errorf("cluster: restart node %d: RESP: %w", i+1, err)
+		}
+	}
 	n, err := node.New(c.ncfgs[i])
 	if err != nil {
 		l.Close()
+		if rl != nil {
+			rl.Close()
+		}
 		return fmt.Errorf("cluster: restart node %d: %w", i+1, err)
 	}
 	c.nodes[i] = n
 	c.down[i] = false
-	c.serve(i, n, l)
+	c.serve(i, n, l, rl)
 	return nil
 }
 
@@ -353,6 +424,19 @@ func (c *Cluster) URLs() []string {
 	return urls
 }
 
+// RESPAddrs returns every node's RESP address in member order (nil
+// without Config.RESP).
+func (c *Cluster) RESPAddrs() []string {
+	if !c.cfg.RESP {
+		return nil
+	}
+	addrs := make([]string, len(c.ncfgs))
+	for i, n := range c.ncfgs {
+		addrs[i] = n.RESPListen
+	}
+	return addrs
+}
+
 // Hosts returns every node's host:port, the names Faults uses.
 func (c *Cluster) Hosts() []string {
 	hosts := make([]string, len(c.nodes))
@@ -374,12 +458,12 @@ func (c *Cluster) Stop(i int) error {
 		return nil
 	}
 	c.down[i] = true
-	n, errc := c.nodes[i], c.errs[i]
+	n := c.nodes[i]
 	c.mu.Unlock()
 	if c.cfg.Network != nil {
 		c.cfg.Network.Unregister(n.ID())
 	}
-	return errors.Join(n.Kill(), <-errc)
+	return errors.Join(n.Kill(), c.waitServed(i))
 }
 
 // Close stops every node: first all drain their background replication
@@ -420,7 +504,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 		c.down[i] = true
 		c.mu.Unlock()
 		if !down {
-			if err := <-c.errs[i]; err != nil {
+			if err := c.waitServed(i); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/kvdb/kvdb/internal/consensus"
 	"github.com/kvdb/kvdb/internal/hops"
 	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/resp"
 	"github.com/kvdb/kvdb/internal/server"
 	"github.com/kvdb/kvdb/internal/store"
 	"github.com/kvdb/kvdb/internal/transport"
@@ -54,6 +55,15 @@ type Config struct {
 	// the node has one), W, R, Logger and Registerer. Leaderless mode
 	// runs no election.
 	Election consensus.Config
+	// RESP configures the Redis-protocol listener, when RESPListen is set:
+	// its limits default to the HTTP layer's (key, value, body, request
+	// timeout); Addrs names the members' RESP addresses for READONLY
+	// errors. New sets Logger, Registerer and Durable.
+	RESP resp.Config
+	// RESPListen, if set, is the address Run serves the Redis protocol on
+	// beside HTTP (kvdb serve --resp-addr); ServeRESP serves it on a
+	// listener of the caller's. Empty: no RESP listener.
+	RESPListen string
 
 	// Listen is the address to listen on (default ":8080").
 	Listen string
@@ -185,6 +195,11 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen address %q: %w", c.Listen, err))
 	}
+	if c.RESPListen != "" {
+		if _, _, err := net.SplitHostPort(c.RESPListen); err != nil {
+			errs = append(errs, fmt.Errorf("RESP listen address %q: %w", c.RESPListen, err))
+		}
+	}
 	switch c.Role {
 	case "":
 	case "leader", "follower":
@@ -229,6 +244,7 @@ type Node struct {
 	election    *consensus.Node // nil without an election
 	hops        *hops.Recorder
 	http        *http.Server
+	resp        *resp.Server // nil without RESPListen
 	fresh       freshConns
 	log         *slog.Logger
 	url         string
@@ -352,6 +368,13 @@ func New(cfg Config) (*Node, error) {
 		closeElection()
 		return fail(err)
 	}
+	if cfg.RESPListen != "" {
+		if n.resp, err = resp.New(cfg.respConfig(reg), rep); err != nil {
+			_ = rep.Close(context.Background())
+			closeElection()
+			return fail(fmt.Errorf("RESP: %w", err))
+		}
+	}
 	if cfg.Network != nil {
 		cfg.Network.Register(rcfg.Self, rep)
 	}
@@ -365,6 +388,65 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.http.RegisterOnShutdown(n.fresh.closeAll)
 	return n, nil
+}
+
+// respConfig is RESP with the node's limits, logger and registry.
+func (c *Config) respConfig(reg prometheus.Registerer) resp.Config {
+	r := c.RESP
+	if r.MaxKeyBytes == 0 {
+		r.MaxKeyBytes = c.Server.MaxKeyBytes
+	}
+	if r.MaxValueBytes == 0 {
+		r.MaxValueBytes = c.Server.MaxValueBytes
+	}
+	if r.MaxCommandBytes == 0 {
+		r.MaxCommandBytes = int(c.Server.MaxBodyBytes)
+	}
+	if r.RequestTimeout == 0 {
+		r.RequestTimeout = c.Server.RequestTimeout
+	}
+	if r.Logger == nil {
+		r.Logger = c.Logger
+	}
+	r.Registerer = reg
+	r.Durable = c.DataDir != ""
+	return r
+}
+
+// ServeRESP serves the Redis protocol on l until Close or Kill (it needs
+// RESPListen set, which builds the RESP server); it returns nil then.
+func (n *Node) ServeRESP(l net.Listener) error {
+	if n.resp == nil {
+		l.Close()
+		return fmt.Errorf("node %s: no RESP listener configured", n.cfg.ID())
+	}
+	if err := n.resp.Serve(l); err != nil && !errors.Is(err, resp.ErrServerClosed) {
+		return fmt.Errorf("node %s: %w", n.cfg.ID(), err)
+	}
+	return nil
+}
+
+// RESPAddr is the address the RESP listener serves on ("" before
+// ServeRESP, or without one).
+func (n *Node) RESPAddr() string {
+	if n.resp == nil {
+		return ""
+	}
+	if a := n.resp.Addr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// closeRESP stops the RESP listener: commands running finish until ctx
+// ends (at once if it has). Idempotent.
+func (n *Node) closeRESP(ctx context.Context) {
+	if n.resp == nil {
+		return
+	}
+	if err := n.resp.Close(ctx); err != nil {
+		n.log.Warn("closing the RESP listener", "err", err)
+	}
 }
 
 // URL is the node's base URL as its members list gives it.
@@ -527,6 +609,7 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 	}
 	n.closeElection()
+	n.closeRESP(ctx)
 	if err := n.http.Shutdown(ctx); err != nil {
 		n.http.Close()
 		return fmt.Errorf("node %s: http shutdown: %w", n.cfg.ID(), err)
@@ -542,6 +625,7 @@ func (n *Node) Kill() error {
 	n.catchCancel()
 	n.closeElection()
 	_ = n.rep.Close(ctx) // cancelled: cuts background work short
+	n.closeRESP(ctx)
 	err := n.http.Close()
 	n.client.CloseIdleConnections()
 	if n.started.Load() {
@@ -560,21 +644,44 @@ func (n *Node) Shutdown() error {
 	return err
 }
 
-// Run listens on cfg.Listen and serves until ctx is done, then shuts down.
+// Run listens on cfg.Listen (and cfg.RESPListen, if set) and serves until
+// ctx is done, then shuts down.
 func (n *Node) Run(ctx context.Context) error {
 	l, err := net.Listen("tcp", n.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.cfg.ID(), err)
 	}
+	var rl net.Listener
+	if n.cfg.RESPListen != "" {
+		if rl, err = net.Listen("tcp", n.cfg.RESPListen); err != nil {
+			l.Close()
+			return fmt.Errorf("node %s: RESP: %w", n.cfg.ID(), err)
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- n.Serve(l) }()
+	respc := make(chan error, 1)
+	if rl != nil {
+		go func() { respc <- n.ServeRESP(rl) }()
+	}
 	select {
 	case err := <-errc:
+		n.closeRESP(context.Background())
+		if rl != nil {
+			err = errors.Join(err, <-respc)
+		}
 		return err
+	case err = <-respc:
+		// The RESP listener failed: stop the node with it.
+		return errors.Join(err, n.Shutdown(), <-errc)
 	case <-ctx.Done():
 	}
 	err = n.Shutdown()
-	return errors.Join(err, <-errc)
+	err = errors.Join(err, <-errc)
+	if rl != nil {
+		err = errors.Join(err, <-respc)
+	}
+	return err
 }
 
 // freshConns tracks the server's connections that have not yet carried a
