@@ -14,7 +14,6 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/kvdb/kvdb/internal/check"
 	"github.com/kvdb/kvdb/internal/history"
 	"github.com/kvdb/kvdb/internal/load"
 	"github.com/kvdb/kvdb/internal/replication"
@@ -123,10 +122,25 @@ func Collect(dir string) (*report.Results, error) {
 		}
 		return cmp.Compare(a.WriteRatio, b.WriteRatio)
 	})
-	if len(staleness) > 0 {
+	probes, err := collectProbes(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(staleness) > 0 || len(probes) > 0 {
 		res.Staleness = map[string]*report.Staleness{}
 		for cfg, runs := range staleness {
 			res.Staleness[cfg] = configStaleness(runs, floors[cfg])
+			res.Staleness[cfg].Source = report.SourceWorkload
+		}
+		for cfg, pr := range probes {
+			st := configStaleness([]stalenessRun{*pr.run}, pr.run.floorMs)
+			st.Source, st.Probe = report.SourceProbe, pr.info
+			if wl := res.Staleness[cfg]; wl != nil {
+				st.Workload = &report.StalenessFit{Reads: wl.Reads, Measured: wl.Measured, Predicted: wl.Predicted,
+					RMSE: wl.RMSE, SamplingRMSE: wl.SamplingRMSE}
+				st.Runs += wl.Runs
+			}
+			res.Staleness[cfg] = st
 		}
 	}
 	if res.Delays == "" {
@@ -152,6 +166,39 @@ func Collect(dir string) (*report.Results, error) {
 		res.Intervals.Within1s = float64(within) / float64(n)
 	}
 	return res, nil
+}
+
+// probeRun is one config's staleness probe, collected.
+type probeRun struct {
+	run  *stalenessRun
+	info *report.ProbeInfo
+}
+
+// collectProbes reads every probe folder under dir/staleness.
+func collectProbes(dir string) (map[string]probeRun, error) {
+	out := map[string]probeRun{}
+	entries, err := os.ReadDir(filepath.Join(dir, ProbeDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		pdir := filepath.Join(dir, ProbeDir, e.Name())
+		if _, err := os.Stat(filepath.Join(pdir, ProbeFile)); err != nil {
+			continue // not a probe (or an interrupted one)
+		}
+		rec, sr, err := readProbe(pdir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", pdir, err)
+		}
+		rel, _ := filepath.Rel(dir, pdir)
+		out[rec.Config] = probeRun{run: sr, info: &report.ProbeInfo{Dir: rel, Rate: rec.Rate, ReadsPerWrite: rec.ReadsPerWrite,
+			WindowMs: rec.WindowMs, DurationS: rec.DurationS, Writes: rec.Writes, Reads: rec.Reads,
+			WriteErrors: rec.WriteErrors, ReadErrors: rec.ReadErrors, ReadFrom: rec.ReadFrom}}
+	}
+	return out, nil
 }
 
 // collectRun reads one run's folder. For a steady run with a history it
@@ -189,19 +236,7 @@ func collectRun(root, dir string, pooled *hdrhistogram.Histogram) (report.Run, *
 	if run.Scenario != ScenarioSteady {
 		return run, nil, nil
 	}
-	sr := &stalenessRun{samples: check.StalenessSamples(ops), single: check.StalenessSamples(singleWriteReads(ops)),
-		floorMs: float64(h.DelayProfile.WriteFloor(h.N).Microseconds()) / 1000, noReadRepair: rec.ReadRepairOff}
-	switch {
-	case herr != nil:
-		sr.note = fmt.Sprintf("%s: no hop samples (%v)", run.Dir, herr)
-	default:
-		m, err := runModel(h, sum.Config.ReadFrom, hs)
-		if err != nil {
-			sr.note = fmt.Sprintf("%s: %v", run.Dir, err)
-		}
-		sr.model, sr.clientHop = m, clientHop(ops, h.R, hs)
-	}
-	return run, sr, nil
+	return run, newStalenessRun(ops, h, sum.Config.ReadFrom, dir, rec.ReadRepairOff), nil
 }
 
 // collectRunFiles reads the figures every run has: its summary, latency

@@ -112,6 +112,13 @@ type Config struct {
 	// CheckTimeout bounds the linearizability check of one run (default
 	// 10s; Quick 5s; Full 30s).
 	CheckTimeout time.Duration
+	// ProbeReads is how many reads each staleness probe places (probe.go):
+	// one probe run per config whose quorums need not overlap (R+W<=N)
+	// measures its staleness curve (default 14,400: 1,200 per bucket of t,
+	// which leaves a sampling error of at most 1.4 points per bucket;
+	// Quick 3,600; Full 48,000). Negative: no probes (the curve then comes
+	// from the steady runs' reads).
+	ProbeReads int
 	// OutDir receives the results (default results/<timestamp>).
 	OutDir string
 	// Quick shortens the matrix and the runs to under two minutes; Full
@@ -196,6 +203,15 @@ func (c *Config) SetDefaults(now time.Time) {
 	if c.CheckTimeout == 0 {
 		c.CheckTimeout = pick(10*time.Second, 5*time.Second, 30*time.Second)
 	}
+	if c.ProbeReads == 0 {
+		c.ProbeReads = 14_400
+		switch {
+		case c.Quick:
+			c.ProbeReads = 3_600
+		case c.Full:
+			c.ProbeReads = 48_000
+		}
+	}
 	if c.OutDir == "" {
 		c.OutDir = filepath.Join("results", now.Format("20060102-150405"))
 	}
@@ -257,6 +273,9 @@ func (r runSpec) dir() string {
 }
 
 func (r runSpec) label() string {
+	if r.scenario == scenarioProbe {
+		return r.preset + " staleness probe"
+	}
 	if r.scenario == ScenarioSteady {
 		return r.preset + " at " + pctLabel(r.ratio) + " writes"
 	}
@@ -277,8 +296,15 @@ func (c *Config) matrix(preset string) []runSpec {
 			out = append(out, runSpec{preset, s, c.FaultRatio})
 		}
 	}
+	if p, err := cluster.LookupPreset(preset); err == nil && c.ProbeReads > 0 && probed(p, cluster.DefaultConfig().N) {
+		out = append(out, runSpec{preset: preset, scenario: scenarioProbe})
+	}
 	return out
 }
+
+// scenarioProbe marks a config's staleness probe in the matrix (it is no
+// load run: see probe.go).
+const scenarioProbe = "staleness-probe"
 
 // runDir names one run's folder: "w5r1-w10" for 10% writes.
 func runDir(preset string, ratio float64) string {
@@ -342,6 +368,11 @@ func btoi(b bool) int {
 
 // runLength is a run's planned load time.
 func (c *Config) runLength(s runSpec) time.Duration {
+	if s.scenario == scenarioProbe {
+		p, _ := cluster.LookupPreset(s.preset)
+		ps := c.probeFor(p, cluster.DefaultConfig().N)
+		return ps.duration + ps.window
+	}
 	if s.scenario == ScenarioSteady {
 		return c.Duration
 	}
@@ -367,10 +398,14 @@ func closeCluster(c *cluster.Cluster) {
 // node holds).
 func runConfig(ctx context.Context, cfg *Config, preset string, p *progress, i *int) error {
 	var steady, faulty []runSpec
+	probe := false
 	for _, s := range cfg.matrix(preset) {
-		if s.scenario == ScenarioSteady {
+		switch s.scenario {
+		case ScenarioSteady:
 			steady = append(steady, s)
-		} else {
+		case scenarioProbe:
+			probe = true
+		default:
 			faulty = append(faulty, s)
 		}
 	}
@@ -397,6 +432,20 @@ func runConfig(ctx context.Context, cfg *Config, preset string, p *progress, i *
 		if err != nil {
 			return err
 		}
+	}
+	if probe && ctx.Err() == nil {
+		p.start(preset + " staleness probe")
+		c, _, err := startCluster(ctx, cfg, preset)
+		if err != nil {
+			return err
+		}
+		rec, err := runProbe(ctx, cfg, c, p)
+		closeCluster(c)
+		*i++
+		if err != nil {
+			return err
+		}
+		p.finishProbe(rec)
 	}
 	return nil
 }

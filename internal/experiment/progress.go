@@ -77,6 +77,13 @@ func (p *progress) finish(s *load.Summary, f figures) {
 	}
 }
 
+// finishProbe reports a staleness probe.
+func (p *progress) finishProbe(r ProbeRecord) {
+	p.finished++
+	fmt.Fprintf(p.w, "      %d probe writes at %.0f/s (%d failed), %d reads (%d per write over %.0f ms; %d failed)  (%s)\n",
+		r.Writes, r.Rate, r.WriteErrors, r.Reads, r.ReadsPerWrite, r.WindowMs, r.ReadErrors, round(time.Since(p.runStart)))
+}
+
 func (p *progress) done() {
 	fmt.Fprintf(p.w, "finished %d runs in %s\n", p.finished, round(time.Since(p.started)))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -130,6 +131,24 @@ type stalenessRun struct {
 	single []check.StalenessSample
 	// noReadRepair: the run's nodes had read repair off.
 	noReadRepair bool
+}
+
+// newStalenessRun places a run's reads after their writes and builds its
+// model from the hops in dir (hops.json).
+func newStalenessRun(ops []history.Op, h clusterHealth, readFrom, dir string, noReadRepair bool) *stalenessRun {
+	sr := &stalenessRun{samples: check.StalenessSamples(ops), single: check.StalenessSamples(singleWriteReads(ops)),
+		floorMs: float64(h.DelayProfile.WriteFloor(h.N).Microseconds()) / 1000, noReadRepair: noReadRepair}
+	hs, err := readHops(filepath.Join(dir, HopsFile))
+	if err != nil {
+		sr.note = fmt.Sprintf("%s: no hop samples (%v)", filepath.Base(dir), err)
+		return sr
+	}
+	m, err := runModel(h, readFrom, hs)
+	if err != nil {
+		sr.note = fmt.Sprintf("%s: %v", filepath.Base(dir), err)
+	}
+	sr.model, sr.clientHop = m, clientHop(ops, h.R, hs)
+	return sr
 }
 
 // clientHop estimates the client's own hops that t (measured at the

@@ -277,6 +277,30 @@ func linText(r *Run) string {
 	return "no"
 }
 
+// probeMethod describes the staleness probes, if any config had one.
+func probeMethod(res *Results) string {
+	var probed []string
+	var info *ProbeInfo
+	for _, cfg := range res.Configs() {
+		if st := res.Staleness[cfg]; st != nil && st.Source == SourceProbe && st.Probe != nil {
+			probed = append(probed, cfg)
+			if info == nil {
+				info = st.Probe
+			}
+		}
+	}
+	if len(probed) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("The curves of %s come from a staleness probe each, as PBS's authors validated theirs against Cassandra: every probe writes a fresh key once, "+
+		"then reads it at set times after the acknowledgement, spread evenly over %.0f ms (R=1: 12 reads per probe at 100 probes a second; R>1: one read per probe, "+
+		"since a read that repairs would freshen the reads after it, at 300 a second). So every read has exactly one write to return, as in WARS, and every bucket of t gets "+
+		"about the same number of reads. The other configs' curves, and the \"mixed workload\" column, use the steady runs' reads: hot keys with several writes in flight "+
+		"(a read of any of them counts as fresh, which a model of one write cannot predict) and, with R>1, read repair (which WARS leaves out), so there the model is a bound, not a fit. "+
+		"WARS draws every hop independently from its distribution: a machine too busy to keep the delays steady (hops far above the profile's sleeps) correlates them, "+
+		"and the fit degrades.", list(probed), info.WindowMs)
+}
+
 // stalenessDetails adds the staleness part: a table per config and the
 // measured-versus-predicted charts of the R+W<=N configs.
 func (d *document) stalenessDetails(res *Results) error {
@@ -284,11 +308,14 @@ func (d *document) stalenessDetails(res *Results) error {
 		return nil
 	}
 	d.add(block{Heading: "Staleness over time since acknowledgement: measured and predicted (PBS)", Level: 2})
-	d.add(block{Text: "For a read sent t ms after the latest write of its key was acknowledged, the probability that it returns that write or a newer one: measured from the steady runs' histories, " +
+	d.add(block{Text: "For a read sent t ms after the latest write of its key was acknowledged, the probability that it returns that write or a newer one: measured from the histories, " +
 		"and predicted with PBS (Bailis et al., VLDB 2012: the WARS model, Monte Carlo over the one-way times of the write, its acknowledgement, the read and its response, " +
-		"each measured by the nodes in the same runs). RMSE is the gap between the two curves in percentage points over the buckets with enough reads; " +
+		"each measured by the nodes in the same run). RMSE is the gap between the two curves in percentage points over the buckets with enough reads; " +
 		"the sampling RMSE is the gap the number of reads alone would leave."})
-	t := &table{Header: []string{"config", "R+W vs N", "runs", "reads placed on the curve", "stale reads (steady runs)", "RMSE (pts)", "sampling RMSE (pts)"}, ConfigCol: 0}
+	if probeText := probeMethod(res); probeText != "" {
+		d.add(block{Text: probeText})
+	}
+	t := &table{Header: []string{"config", "R+W vs N", "curve measured by", "reads placed on the curve", "stale reads (steady runs)", "RMSE (pts)", "sampling RMSE (pts)", "mixed workload RMSE (pts)"}, ConfigCol: 0}
 	var models []string
 	var weak []string
 	for _, cfg := range res.Configs() {
@@ -312,7 +339,14 @@ func (d *document) stalenessDetails(res *Results) error {
 		if n, reads, ok := staleTotals(res, cfg); ok {
 			stale = fmt.Sprintf("%s (%s of %s)", percent(float64(n)/float64(reads)), thousands(n), thousands(reads))
 		}
-		t.Rows = append(t.Rows, []string{cfg, rel, strconv.Itoa(st.Runs), thousands(st.Reads), stale, f(st.RMSE), f(st.SamplingRMSE)})
+		by, wl := fmt.Sprintf("%d steady runs", st.Runs), f(st.RMSE)
+		if st.Source == SourceProbe && st.Probe != nil {
+			by, wl = fmt.Sprintf("probe: %s writes, %d reads each", thousands(st.Probe.Writes), st.Probe.ReadsPerWrite), "–"
+			if st.Workload != nil {
+				wl = f(st.Workload.RMSE)
+			}
+		}
+		t.Rows = append(t.Rows, []string{cfg, rel, by, thousands(st.Reads), stale, f(st.RMSE), f(st.SamplingRMSE), wl})
 		if st.Model != "" {
 			models = append(models, cfg+": "+sentence(st.Model))
 		}

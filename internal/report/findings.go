@@ -203,7 +203,7 @@ func stalenessFinding(res *Results) (string, bool) {
 	for i, s := range weak {
 		pbs := "no PBS prediction"
 		if s.rmse != nil {
-			pbs = fmt.Sprintf("PBS within %.1f points RMSE", *s.rmse)
+			pbs = fmt.Sprintf("PBS predicted its staleness curve within %.1f points RMSE", *s.rmse)
 		}
 		if i == 0 {
 			parts = append(parts, fmt.Sprintf("%s returned stale data to %s of its reads (%s of %s; %s)",

@@ -205,6 +205,36 @@ type Staleness struct {
 	// prediction could be made).
 	Model string `json:"model,omitempty"`
 	Note  string `json:"note,omitempty"`
+	// Source says whose reads the measured curve holds: SourceProbe (a
+	// staleness probe: fresh keys written once and read at set times
+	// after the acknowledgement, described by Probe) or SourceWorkload
+	// (the steady runs' mixed workload).
+	Source string     `json:"source,omitempty"`
+	Probe  *ProbeInfo `json:"probe,omitempty"`
+	// Workload, with a probe, is the same comparison over the steady
+	// runs' reads: hot keys with several writes in flight, and (R>1)
+	// read repair, which the model leaves out.
+	Workload *StalenessFit `json:"workload,omitempty"`
+}
+
+// Sources of a measured staleness curve.
+const (
+	SourceProbe    = "probe"
+	SourceWorkload = "workload"
+)
+
+// ProbeInfo describes a staleness probe run.
+type ProbeInfo struct {
+	Dir           string  `json:"dir"`
+	Rate          float64 `json:"rate"`
+	ReadsPerWrite int     `json:"reads_per_write"`
+	WindowMs      float64 `json:"window_ms"`
+	DurationS     float64 `json:"duration_s"`
+	Writes        int     `json:"writes"`
+	Reads         int     `json:"reads"`
+	WriteErrors   int     `json:"write_errors"`
+	ReadErrors    int     `json:"read_errors"`
+	ReadFrom      string  `json:"read_from"`
 }
 
 // StalenessFit is a measured curve against its prediction over a subset of

@@ -44,28 +44,42 @@ func StalenessChart(name, title, cfg string, st *Staleness) (Chart, error) {
 		lg.add(label, l)
 		lg.lines++
 	}
-	var solid, faint plotter.XYs
-	n := 0
-	for _, m := range st.Measured {
-		if m.Reads == 0 {
-			continue
+	split := func(ps []StalenessPoint) (solid, faint plotter.XYs, n int) {
+		for _, m := range ps {
+			if m.Reads == 0 {
+				continue
+			}
+			pt := plotter.XY{X: m.TMs, Y: 100 * m.Fresh}
+			if m.Reads >= st.MinReads {
+				solid = append(solid, pt)
+				n += m.Reads
+			} else {
+				faint = append(faint, pt)
+			}
 		}
-		pt := plotter.XY{X: m.TMs, Y: 100 * m.Fresh}
-		if m.Reads >= st.MinReads {
-			solid = append(solid, pt)
-			n += m.Reads
-		} else {
-			faint = append(faint, pt)
-		}
+		return solid, faint, n
 	}
-	for _, s := range []struct {
+	what := "measured"
+	if st.Source == SourceProbe {
+		what = "probe reads"
+	}
+	solid, faint, n := split(st.Measured)
+	type markers struct {
 		xy    plotter.XYs
 		label string
 		f     float64
-	}{
-		{solid, fmt.Sprintf("measured (%d reads)", n), 1},
-		{faint, fmt.Sprintf("measured, < %d reads", st.MinReads), 0.4},
-	} {
+		shape draw.GlyphDrawer
+	}
+	ms := []markers{
+		// filled circles: some configs' line markers are thin (+, ×)
+		{solid, fmt.Sprintf("%s (%s)", what, plural(n, "read")), 1, draw.CircleGlyph{}},
+		{faint, fmt.Sprintf("%s, < %d reads", what, st.MinReads), 0.4, draw.CircleGlyph{}},
+	}
+	if st.Workload != nil {
+		ws, _, wn := split(st.Workload.Measured)
+		ms = append(ms, markers{ws, fmt.Sprintf("mixed workload's reads (%s)", plural(wn, "read")), 0.55, draw.TriangleGlyph{}})
+	}
+	for _, s := range ms {
 		if len(s.xy) == 0 {
 			continue
 		}
@@ -73,16 +87,25 @@ func StalenessChart(name, title, cfg string, st *Staleness) (Chart, error) {
 		if err != nil {
 			return Chart{}, err
 		}
-		// filled circles: some configs' line markers are thin (+, ×)
-		sc.GlyphStyle = draw.GlyphStyle{Color: fade(style.Color, s.f), Radius: vg.Points(3.4), Shape: draw.CircleGlyph{}}
+		sc.GlyphStyle = draw.GlyphStyle{Color: fade(style.Color, s.f), Radius: vg.Points(3.4), Shape: s.shape}
 		p.Add(sc)
 		lg.add(s.label, sc)
 		lg.lines++
 	}
 	p.X.Min = 0
 	c, err := finish(name, title, p, lg)
-	c.Caption = "markers: the measured share of fresh reads per bucket of t; line: the PBS prediction"
+	c.Caption = "circles: the measured share of fresh reads per bucket of t; line: the PBS prediction"
+	if st.Workload != nil {
+		c.Caption += "; triangles: the steady runs' reads (hot keys, several writes in flight, read repair)"
+	}
 	return c, err
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return thousands(n) + " " + noun + "s"
 }
 
 // MeasuredStaleness draws every config's measured P(fresh) over t in one
