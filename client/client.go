@@ -171,8 +171,10 @@ type Health struct {
 	// DelayProfile is the node's delay profile as it sent it.
 	DelayProfile json.RawMessage `json:"delay_profile,omitempty"`
 	Keys         int             `json:"keys"`
-	Pending      int             `json:"pending_replication"`
-	Hints        int             `json:"hints"`
+	// Tombstones is the number of deleted keys not yet collected.
+	Tombstones int `json:"tombstones"`
+	Pending    int `json:"pending_replication"`
+	Hints      int `json:"hints"`
 	// Raw is the whole document; Endpoint the base URL that answered.
 	Raw      json.RawMessage `json:"-"`
 	Endpoint string          `json:"-"`
@@ -201,7 +203,7 @@ type request struct {
 	body   []byte
 	auth   bool // send the token
 	safe   bool // repeating it changes nothing (retry policy)
-	write  bool // a Set (retry policy: RetryUnknownWrites)
+	write  bool // a Set or Delete (retry policy: RetryUnknownWrites)
 	follow bool // may follow a 307
 }
 
@@ -218,6 +220,24 @@ func (c *Client) Set(ctx context.Context, key, value string, opts ...Option) (Se
 	rq := request{method: http.MethodPost, path: withQuery("/set", o.w, 0), body: body, write: true, follow: true}
 	var res SetResult
 	ep, _, err := c.exec(ctx, &rq, &o, http.StatusCreated, 0, &res)
+	res.Endpoint = ep
+	return res, err
+}
+
+// DeleteResult is the answer to a Delete (200): the tombstone's version
+// and who coordinated it, as for a Set.
+type DeleteResult = SetResult
+
+// Delete deletes key: a versioned tombstone the node replicates like a
+// write, returning once W copies acknowledged it (200). Deleting a key that
+// does not exist succeeds (it writes a tombstone); later reads of key answer
+// ErrNotFound until a later Set. A follower's 307 is followed to the leader,
+// and the retries are Set's. Options: WithW, At, NoRedirect, Attempts.
+func (c *Client) Delete(ctx context.Context, key string, opts ...Option) (DeleteResult, error) {
+	o := c.opts(opts)
+	rq := request{method: http.MethodDelete, path: withQuery("/delete/"+url.PathEscape(key), o.w, 0), write: true, follow: true}
+	var res DeleteResult
+	ep, _, err := c.exec(ctx, &rq, &o, http.StatusOK, 0, &res)
 	res.Endpoint = ep
 	return res, err
 }
