@@ -39,8 +39,9 @@ type Anomaly struct {
 	// Got is the version it returned (0 = absent).
 	Got uint64 `json:"got_version"`
 	// GotWriteSeq is the sequence number of the write whose value it
-	// returned; -1 when it returned absent (404) or the value was written
-	// more than once and the version does not single one write out.
+	// returned (or of the one delete its 404 can be explained by); -1 when
+	// it returned the initial absent state, or the value was written more
+	// than once and the version does not single one write out.
 	GotWriteSeq int64 `json:"got_write_seq"`
 	// Newer is the version of the newer data, by real time, that the read
 	// missed: for a stale read, that of an acknowledged write that began
@@ -66,7 +67,8 @@ const (
 // observation places the data a successful read returned in real time.
 // When the read's value names a single write, first and last are that
 // write's send time and acknowledgement time (afterAll for an unknown
-// outcome). A 404 returned the initial absent state: both beforeAll. When
+// outcome). A 404 returned the initial absent state (both beforeAll) or a
+// delete (see observe). When
 // the value names several writes (see observe), first is the earliest
 // send and last the latest acknowledgement among them, so that each check
 // gives the read the benefit of the doubt.
@@ -117,13 +119,18 @@ func FindAnomalies(ops []history.Op, maxExamples int) Anomalies {
 // placed by all that remain (see observation).
 func observe(reads, writes []history.Op) []observation {
 	byValue := make(map[string][]history.Op)
+	var dels []history.Op
 	for _, w := range writes {
+		if w.IsDelete() {
+			dels = append(dels, w)
+			continue
+		}
 		byValue[w.Value] = append(byValue[w.Value], w)
 	}
 	out := make([]observation, 0, len(reads))
 	for _, r := range reads {
 		if !r.Found() {
-			out = append(out, observation{read: r, first: beforeAll, last: beforeAll, writeSeq: -1})
+			out = append(out, observeAbsent(r, writes, dels))
 			continue
 		}
 		var cands, sameVersion []history.Op
@@ -153,6 +160,42 @@ func observe(reads, writes []history.Op) []observation {
 		out = append(out, o)
 	}
 	return out
+}
+
+// observeAbsent places a 404: it returned the initial absent state or a
+// delete sent before the read finished. The initial state counts only while
+// no write of the key was acknowledged before the read was sent; if it does
+// not and no delete may have been seen, the read is placed at the initial
+// state (before everything: stale if a write was acknowledged before it).
+// Otherwise the read is placed by every candidate, giving it the benefit of
+// the doubt as for a repeated value.
+func observeAbsent(r history.Op, writes, dels []history.Op) observation {
+	initial := true
+	for _, w := range writes {
+		if w.Outcome() == history.WriteAcked && w.DoneUS < r.SentUS {
+			initial = false
+			break
+		}
+	}
+	o := observation{read: r, first: afterAll, last: beforeAll, writeSeq: -1}
+	if initial {
+		o.first = beforeAll
+	}
+	var seen []history.Op
+	for _, d := range dels {
+		if d.SentUS < r.DoneUS {
+			seen = append(seen, d)
+			o.first = min(o.first, d.SentUS)
+			o.last = max(o.last, writeEnd(d))
+		}
+	}
+	if len(seen) == 0 {
+		return observation{read: r, first: beforeAll, last: beforeAll, writeSeq: -1}
+	}
+	if len(seen) == 1 && !initial {
+		o.writeSeq = seen[0].Seq
+	}
+	return o
 }
 
 // writeEnd is when a write that may have taken effect is known to have

@@ -81,10 +81,12 @@ func (l Linearizability) String() string {
 	return "not checked"
 }
 
-// regInput is a register operation; key is only used to partition.
+// regInput is a register operation; key is only used to partition. A
+// delete is a write (set) of "absent" (del).
 type regInput struct {
 	key   string
 	set   bool
+	del   bool
 	value string
 }
 
@@ -104,7 +106,10 @@ func registerModel() porcupine.Model {
 		Init:      func() any { return regState{} },
 		Step: func(state, input, output any) (bool, any) {
 			st, in := state.(regState), input.(regInput)
-			if in.set {
+			switch {
+			case in.del:
+				return true, regState{}
+			case in.set:
 				return true, regState{present: true, value: in.value}
 			}
 			return output.(regState) == st, st
@@ -137,6 +142,9 @@ func describeOperation(input, output any) string {
 	in := input.(regInput)
 	if in.set {
 		s := "set(" + strconv.Quote(in.value) + ")"
+		if in.del {
+			s = "del()"
+		}
 		if out, ok := output.(setOutput); ok && out.unknown {
 			s += " outcome unknown"
 		}
@@ -174,7 +182,7 @@ func porcupineOps(ops []history.Op) (keys []string, perKey map[string][]porcupin
 			start = op.SentUS
 		}
 		end = max(end, op.DoneUS)
-		if op.IsWrite() {
+		if op.IsWrite() && !op.IsDelete() {
 			written[op.Key+"\x00"+op.Value] = true
 		}
 	}
@@ -221,7 +229,7 @@ func toPorcupine(op history.Op, start, end int64) (porcupine.Operation, bool) {
 		}
 		return pop, true
 	}
-	pop.Input = regInput{key: op.Key, set: true, value: op.Value}
+	pop.Input = regInput{key: op.Key, set: true, del: op.IsDelete(), value: op.Value}
 	switch op.Outcome() {
 	case history.WriteAcked:
 		pop.Output = setOutput{}

@@ -21,10 +21,13 @@ import (
 	"time"
 )
 
-// Operation kinds.
+// Operation kinds. A delete ("del") is a write of "absent": it answers 200
+// with the tombstone's version, and reads after it answer 404 until a later
+// set.
 const (
 	OpSet = "set"
 	OpGet = "get"
+	OpDel = "del"
 )
 
 // Error classes that Op.ErrorClass reports besides HTTP status codes. The
@@ -45,14 +48,15 @@ type Op struct {
 	// Seq is the request's index i in the open-loop schedule (intended at
 	// t0 + i/QPS); unique within a run.
 	Seq int64 `json:"seq"`
-	// Op is OpSet or OpGet.
+	// Op is OpSet, OpGet or OpDel.
 	Op string `json:"op"`
 	// Key is the key read or written.
 	Key string `json:"key"`
-	// Value is the value written (set) or read (get with status 200).
-	// Every value a run writes is unique, so a read names the write it saw.
+	// Value is the value written (set) or read (get with status 200); empty
+	// for a delete. Every value a run writes is unique, so a read names the
+	// write it saw.
 	Value string `json:"value"`
-	// Version is the version the server reported (set: the version
+	// Version is the version the server reported (set and del: the version
 	// assigned; get: the version read); 0 when there is none.
 	Version uint64 `json:"version"`
 	// Status is the HTTP status; 0 when no response arrived (timeout,
@@ -79,17 +83,29 @@ type Op struct {
 // IsRead reports whether the operation is a get.
 func (o Op) IsRead() bool { return o.Op == OpGet }
 
-// IsWrite reports whether the operation is a set.
-func (o Op) IsWrite() bool { return o.Op == OpSet }
+// IsWrite reports whether the operation is a write: a set or a delete.
+func (o Op) IsWrite() bool { return o.Op == OpSet || o.Op == OpDel }
 
-// OK reports whether the operation succeeded: a set answered 201, a get
-// answered 200 or 404 (the key is absent: a valid answer).
+// IsDelete reports whether the operation is a delete.
+func (o Op) IsDelete() bool { return o.Op == OpDel }
+
+// AckStatus is the status that acknowledges the operation: 201 for a set,
+// 200 for a delete or a get.
+func (o Op) AckStatus() int {
+	if o.Op == OpSet {
+		return 201
+	}
+	return 200
+}
+
+// OK reports whether the operation succeeded: a set answered 201, a delete
+// 200, a get 200 or 404 (the key is absent: a valid answer).
 func (o Op) OK() bool {
 	if o.Dropped || o.Error != "" {
 		return false
 	}
 	if o.IsWrite() {
-		return o.Status == 201
+		return o.Status == o.AckStatus()
 	}
 	return o.Status == 200 || o.Status == 404
 }
@@ -104,19 +120,20 @@ type WriteOutcome int
 const (
 	// WriteFailed: definitely not applied (dropped, or a 4xx/3xx answer).
 	WriteFailed WriteOutcome = iota
-	// WriteAcked: acknowledged with 201 (even if the body was unreadable).
+	// WriteAcked: acknowledged (201 for a set, 200 for a delete), even if
+	// the body was unreadable.
 	WriteAcked
 	// WriteUnknown: may or may not have been applied (timeout, network
 	// error, 5xx such as "write quorum not reached").
 	WriteUnknown
 )
 
-// Outcome classifies a set. It is meaningless for gets.
+// Outcome classifies a set or a delete. It is meaningless for gets.
 func (o Op) Outcome() WriteOutcome {
 	switch {
 	case o.Dropped:
 		return WriteFailed
-	case o.Status == 201:
+	case o.Status == o.AckStatus():
 		return WriteAcked
 	case o.Status == 0, o.Status >= 500:
 		return WriteUnknown
@@ -160,8 +177,11 @@ func usDuration(us int64) time.Duration { return time.Duration(us) * time.Micros
 // Validate reports an operation that cannot be analysed.
 func (o Op) Validate() error {
 	var errs []error
-	if o.Op != OpSet && o.Op != OpGet {
-		errs = append(errs, fmt.Errorf("op %q: want %q or %q", o.Op, OpSet, OpGet))
+	if o.Op != OpSet && o.Op != OpGet && o.Op != OpDel {
+		errs = append(errs, fmt.Errorf("op %q: want %q, %q or %q", o.Op, OpSet, OpGet, OpDel))
+	}
+	if o.Op == OpDel && o.Value != "" {
+		errs = append(errs, errors.New("a delete carries a value"))
 	}
 	if o.Key == "" {
 		errs = append(errs, errors.New("empty key"))
