@@ -64,6 +64,7 @@ func Load(ctx context.Context, args []string, env Env) int {
 func loadFlags(fs *flag.FlagSet, cfg *load.Config, check *bool, logLevel *string) {
 	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "leader (writes to the first node, the leader) or leaderless (writes to every node)")
 	fs.Float64Var(&cfg.WriteRatio, "write-ratio", cfg.WriteRatio, "fraction of requests that are writes, 0..1")
+	fs.Float64Var(&cfg.DeleteRatio, "delete-ratio", cfg.DeleteRatio, "fraction of writes that are deletes, 0..1 (a delete picks its key as a read does)")
 	fs.Var(secondsFlag{&cfg.Duration}, "duration", "how long to send requests: seconds (60) or a Go `duration` (30s, 2m)")
 	fs.Float64Var(&cfg.QPS, "qps", cfg.QPS, "target requests per second; request i is sent at t0 + i/qps (open loop)")
 	fs.Var(nodesFlag{&cfg.Nodes}, "nodes", "comma-separated node `URLs`; in leader mode the first is the leader")

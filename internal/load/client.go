@@ -47,7 +47,8 @@ type Reply struct {
 	Version uint64
 	// Node is the node id the response names.
 	Node string
-	// Err is empty on success (201 set; 200 or 404 not_found get), else
+	// Err is empty on success (201 set; 200 delete; 200 or 404 not_found
+	// get), else
 	// the server's error text or a transport error prefixed "timeout: "
 	// or "network: ".
 	Err string
@@ -72,6 +73,26 @@ func (c *Client) SetFollow(ctx context.Context, base, key, value string) (Reply,
 		return failed(ctx, err), ""
 	}
 	return Reply{Status: http.StatusCreated, Version: res.Version, Node: res.Node}, res.Endpoint
+}
+
+// Delete deletes key through the node at base; a 307 is the answer.
+func (c *Client) Delete(ctx context.Context, base, key string) Reply {
+	res, err := c.c.Delete(ctx, key, client.At(base), client.NoRedirect())
+	if err != nil {
+		return failed(ctx, err)
+	}
+	return Reply{Status: http.StatusOK, Version: res.Version, Node: res.Node}
+}
+
+// DeleteFollow deletes key through the node at base, following a
+// follower's 307 to the leader as SetFollow does, and returns the base URL
+// of the node that answered.
+func (c *Client) DeleteFollow(ctx context.Context, base, key string) (Reply, string) {
+	res, err := c.c.Delete(ctx, key, client.At(base))
+	if err != nil {
+		return failed(ctx, err), ""
+	}
+	return Reply{Status: http.StatusOK, Version: res.Version, Node: res.Node}, res.Endpoint
 }
 
 // Get reads key through the node at base. A missing key (404 not_found)

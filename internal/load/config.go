@@ -56,6 +56,11 @@ type Config struct {
 	// WriteRatio is the fraction of requests that are writes, in [0, 1]
 	// (zero: reads only; DefaultConfig: 0.5).
 	WriteRatio float64
+	// DeleteRatio is the fraction of writes that are deletes, in [0, 1]
+	// (default 0: every write is a set). A delete picks its key as a read
+	// does (mostly a recently written key), so it usually deletes data
+	// that readers are looking at.
+	DeleteRatio float64
 	// Duration is how long requests are scheduled (default 60s).
 	Duration time.Duration
 	// QPS is the target request rate (default 20). Request i is intended
@@ -193,6 +198,9 @@ func (c *Config) Validate() error {
 	}
 	if !(c.WriteRatio >= 0 && c.WriteRatio <= 1) {
 		add("write-ratio %v: must be in [0, 1]", c.WriteRatio)
+	}
+	if !(c.DeleteRatio >= 0 && c.DeleteRatio <= 1) {
+		add("delete-ratio %v: must be in [0, 1]", c.DeleteRatio)
 	}
 	if c.Duration <= 0 {
 		add("duration %v: must be positive", c.Duration)

@@ -53,6 +53,7 @@ func newFakeNode(t *testing.T, store *fakeStore, role string, serve func()) *fak
 	})
 	mux.HandleFunc("POST /set", n.track(n.set))
 	mux.HandleFunc("GET /get/{key}", n.track(n.get))
+	mux.HandleFunc("DELETE /delete/{key}", n.track(n.del))
 	n.Server = httptest.NewServer(mux)
 	t.Cleanup(n.Close)
 	return n
@@ -88,6 +89,17 @@ func (n *fakeNode) set(w http.ResponseWriter, r *http.Request) {
 	n.store.data[body.Key] = fakeEntry{body.Value, v}
 	n.store.mu.Unlock()
 	writeJSON(w, 201, map[string]any{"key": body.Key, "version": v, "node": "fake"})
+}
+
+// del deletes the key (a missing key is fine, as on a real node).
+func (n *fakeNode) del(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	n.store.mu.Lock()
+	n.store.version++
+	v := n.store.version
+	delete(n.store.data, key)
+	n.store.mu.Unlock()
+	writeJSON(w, 200, map[string]any{"key": key, "version": v, "node": "fake"})
 }
 
 func (n *fakeNode) get(w http.ResponseWriter, r *http.Request) {

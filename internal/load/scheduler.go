@@ -3,7 +3,6 @@ package load
 import (
 	"context"
 	"math/rand/v2"
-	"net/http"
 	"slices"
 	"strconv"
 	"sync"
@@ -127,14 +126,20 @@ func (s *scheduler) run(ctx context.Context) (completed bool, window time.Durati
 func (s *scheduler) next(i int64, intended time.Time) plan {
 	p := plan{seq: i, intended: intended, op: history.OpGet}
 	nodes := s.cfg.readNodes()
-	if s.rng.Float64() < s.cfg.WriteRatio {
+	switch {
+	case s.rng.Float64() >= s.cfg.WriteRatio:
+		p.key = s.keys.Read()
+	// The delete draw only when deletes are asked for, so runs without
+	// them keep their seeds' schedules.
+	case s.cfg.DeleteRatio > 0 && s.rng.Float64() < s.cfg.DeleteRatio:
+		p.op, nodes = history.OpDel, s.cfg.writeNodes()
+		p.key = s.keys.Read()
+	default:
 		p.op, nodes = history.OpSet, s.cfg.writeNodes()
 		p.key = s.keys.Write()
-	} else {
-		p.key = s.keys.Read()
 	}
 	p.node = nodes[s.rng.IntN(len(nodes))]
-	if p.op == history.OpSet && s.followLeader() {
+	if p.op != history.OpGet && s.followLeader() {
 		p.node = s.leader.get()
 	}
 	return p
@@ -154,15 +159,21 @@ func (s *scheduler) execute(ctx context.Context, p plan, client int) history.Op 
 	sent := time.Now()
 	var r Reply
 	switch {
-	case p.op == history.OpSet && s.followLeader():
-		op.Value = s.cfg.RunID + "-c" + strconv.Itoa(client) + "-" + strconv.FormatInt(p.seq, 10)
+	case p.op != history.OpGet && s.followLeader():
 		var endpoint string
-		r, endpoint = s.client.SetFollow(ctx, p.node, p.key, op.Value)
-		if r.Status == http.StatusCreated {
+		if p.op == history.OpDel {
+			r, endpoint = s.client.DeleteFollow(ctx, p.node, p.key)
+		} else {
+			op.Value = s.cfg.RunID + "-c" + strconv.Itoa(client) + "-" + strconv.FormatInt(p.seq, 10)
+			r, endpoint = s.client.SetFollow(ctx, p.node, p.key, op.Value)
+		}
+		if r.Status == op.AckStatus() {
 			s.leader.acked(endpoint)
 		} else {
 			s.leader.failed(p.node)
 		}
+	case p.op == history.OpDel:
+		r = s.client.Delete(ctx, p.node, p.key)
 	case p.op == history.OpSet:
 		op.Value = s.cfg.RunID + "-c" + strconv.Itoa(client) + "-" + strconv.FormatInt(p.seq, 10)
 		r = s.client.Set(ctx, p.node, p.key, op.Value)

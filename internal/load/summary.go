@@ -111,6 +111,7 @@ type ConfigEcho struct {
 	ReadFrom        string    `json:"read_from"`
 	FollowLeader    bool      `json:"follow_leader,omitempty"`
 	WriteRatio      float64   `json:"write_ratio"`
+	DeleteRatio     float64   `json:"delete_ratio,omitempty"`
 	DurationS       float64   `json:"duration_s"`
 	QPS             float64   `json:"qps"`
 	Keys            KeyConfig `json:"keys"`
@@ -125,7 +126,7 @@ type ConfigEcho struct {
 // Echo returns the settings as recorded in summary.json.
 func (c *Config) Echo() ConfigEcho {
 	return ConfigEcho{
-		Mode: c.Mode, Nodes: c.Nodes, ReadFrom: c.ReadFrom, FollowLeader: c.FollowLeader, WriteRatio: c.WriteRatio,
+		Mode: c.Mode, Nodes: c.Nodes, ReadFrom: c.ReadFrom, FollowLeader: c.FollowLeader, WriteRatio: c.WriteRatio, DeleteRatio: c.DeleteRatio,
 		DurationS: c.Duration.Seconds(), QPS: c.QPS, Keys: c.Keys, MaxInFlight: c.MaxInFlight,
 		Seed: c.Seed, TimeoutMs: ms(c.Timeout), LateThresholdMs: ms(c.LateThreshold),
 		Check: !c.Check.SkipLinearizability, CheckTimeoutS: c.Check.Timeout.Seconds(),
