@@ -73,7 +73,11 @@ func TestDeletes(t *testing.T) {
 			name: "unknown-outcome delete may take effect late",
 			ops: []history.Op{
 				set(0, "x", "a", 1, 201, 0, 10),
-				func() history.Op { op := del(1, "x", 0, 503, 20, 30); op.Error = "delete quorum not reached"; return op }(),
+				func() history.Op {
+					op := del(1, "x", 0, 503, 20, 30)
+					op.Error = "delete quorum not reached"
+					return op
+				}(),
 				get(2, "x", "a", 1, 200, 40, 50),
 				get(3, "x", "", 0, 404, 60, 70),
 			},
