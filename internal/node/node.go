@@ -87,9 +87,15 @@ type Config struct {
 	Logger *slog.Logger
 	// WrapTransport, if set, wraps the peer transport (fault injection).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
-	// RaftDial, if set, opens the election's TCP connections (fault
-	// injection: transport.Faults.Dialer).
+	// RaftDial, if set, opens the election's TCP connections and the
+	// replication streams' (fault injection: transport.Faults.Dialer).
 	RaftDial func(ctx context.Context, network, address string) (net.Conn, error)
+	// PeerTransport is how this node sends its messages to its peers:
+	// PeerStream (default) over one persistent, multiplexed binary stream
+	// per peer (an upgrade at /internal/stream on the peer's HTTP port,
+	// HTTP while it is down or for peers without it), or PeerHTTP, one
+	// HTTP request per message. Either way the node serves both.
+	PeerTransport string
 	// Network, if set, carries node-to-node calls in place of HTTP (an
 	// in-process network such as transport.InmemNetwork, for tests): it
 	// builds the peers and the election's streams, and New registers the
@@ -101,6 +107,12 @@ type Config struct {
 	}
 }
 
+// Peer transports (Config.PeerTransport).
+const (
+	PeerStream = "stream"
+	PeerHTTP   = "http"
+)
+
 // DefaultConfig returns a node config with every default filled in that
 // does not depend on the membership (see replication.DefaultConfig and
 // server.DefaultConfig).
@@ -110,6 +122,7 @@ func DefaultConfig() Config {
 		Server:            server.DefaultConfig(),
 		Election:          consensus.DefaultConfig(),
 		Listen:            ":8080",
+		PeerTransport:     PeerStream,
 		Fsync:             wal.SyncAlways,
 		ShutdownTimeout:   15 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -142,6 +155,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.PeerTransport == "" {
+		c.PeerTransport = d.PeerTransport
 	}
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = d.ReadHeaderTimeout
@@ -211,6 +227,9 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("role %q: want leader or follower", c.Role))
 	}
+	if c.PeerTransport != PeerStream && c.PeerTransport != PeerHTTP {
+		errs = append(errs, fmt.Errorf("peer transport %q: want %s or %s", c.PeerTransport, PeerStream, PeerHTTP))
+	}
 	if c.ShutdownTimeout < 0 || c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
@@ -243,6 +262,7 @@ type Node struct {
 	rep         *replication.Engine
 	election    *consensus.Node // nil without an election
 	hops        *hops.Recorder
+	streams     peerStreams // zero with an in-process network
 	http        *http.Server
 	resp        *resp.Server // nil without RESPListen
 	fresh       freshConns
@@ -279,6 +299,14 @@ func New(cfg Config) (*Node, error) {
 			peers = append(peers, p)
 		}
 	}
+	var streams peerStreams
+	if cfg.Network == nil {
+		var err error
+		if peers, streams.peers, err = streamPeers(&cfg, peers); err != nil {
+			client.CloseIdleConnections()
+			return nil, err
+		}
+	}
 	if cfg.Network != nil {
 		var err error
 		if peers, err = cfg.Network.Peers(rcfg.Self, rcfg.Members); err != nil {
@@ -306,13 +334,14 @@ func New(cfg Config) (*Node, error) {
 		rcfg.Journal = walJournal{journal}
 	}
 	fail := func(err error) (*Node, error) {
+		streams.close()
 		client.CloseIdleConnections()
 		return nil, errors.Join(err, closeJournal(journal))
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kvdb_store_keys", Help: "Keys held by this node.",
 	}, func() float64 { return float64(st.Len()) }))
-	n := &Node{cfg: cfg, client: client, log: cfg.Logger, url: self, catchDone: make(chan struct{}), journal: journal, hops: hopRec}
+	n := &Node{cfg: cfg, client: client, log: cfg.Logger, url: self, catchDone: make(chan struct{}), journal: journal, hops: hopRec, streams: streams}
 	if cfg.elected() {
 		ecfg := cfg.electionConfig()
 		ecfg.Registerer = reg
@@ -361,6 +390,12 @@ func New(cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.rep = rep
+	if cfg.Network == nil {
+		if scfg.Stream, err = n.streams.serve(&cfg, limits, rep); err != nil {
+			closeElection()
+			return fail(err)
+		}
+	}
 	srv, err := server.New(scfg, rep)
 	if err != nil {
 		// The engine has started nothing yet; Close only marks it closed.
@@ -599,6 +634,7 @@ func closeJournal(j *wal.Log) error {
 // Close drains first, within ctx).
 func (n *Node) Close(ctx context.Context) error {
 	defer n.client.CloseIdleConnections()
+	defer n.streams.close()
 	defer n.closeJournal()
 	defer n.rep.Close(ctx) //nolint:errcheck // Drain reports what was cut short
 	n.catchCancel()
@@ -612,7 +648,11 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closeRESP(ctx)
 	if err := n.http.Shutdown(ctx); err != nil {
 		n.http.Close()
+		n.streams.kill()
 		return fmt.Errorf("node %s: http shutdown: %w", n.cfg.ID(), err)
+	}
+	if err := n.streams.shutdown(ctx); err != nil {
+		return fmt.Errorf("node %s: replication stream shutdown: %w", n.cfg.ID(), err)
 	}
 	return nil
 }
@@ -627,6 +667,8 @@ func (n *Node) Kill() error {
 	_ = n.rep.Close(ctx) // cancelled: cuts background work short
 	n.closeRESP(ctx)
 	err := n.http.Close()
+	n.streams.kill()
+	n.streams.close()
 	n.client.CloseIdleConnections()
 	if n.started.Load() {
 		<-n.catchDone

@@ -31,8 +31,11 @@ func (f *fakeReplica) ApplyReplica(ctx context.Context, u replication.Update) er
 }
 
 func (f *fakeReplica) ApplyReplicas(ctx context.Context, us []replication.Update) error {
-	if f.onApply != nil {
-		if err := f.onApply(ctx); err != nil {
+	f.mu.Lock()
+	hook := f.onApply
+	f.mu.Unlock()
+	if hook != nil {
+		if err := hook(ctx); err != nil {
 			return err
 		}
 	}
@@ -88,6 +91,20 @@ func (f *fakeReplica) Ready() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.ready
+}
+
+// setOnApply sets the apply hook while calls may be running.
+func (f *fakeReplica) setOnApply(fn func(ctx context.Context) error) {
+	f.mu.Lock()
+	f.onApply = fn
+	f.mu.Unlock()
+}
+
+// quorum returns the W and R last set.
+func (f *fakeReplica) quorum() (w, r int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.w, f.r
 }
 
 func (f *fakeReplica) setReady(b bool) {

@@ -1,0 +1,531 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kvdb/kvdb/internal/hops"
+	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/transport"
+)
+
+var streamLimits = transport.Limits{MaxKeyBytes: 1 << 10, MaxValueBytes: 1 << 20}
+
+// streamNode is a peer under test: a fake replica behind a stream server
+// on a real HTTP server, and a counter of the calls that reached its HTTP
+// endpoints instead (the fallback).
+type streamNode struct {
+	ts      *httptest.Server
+	rep     *fakeReplica
+	srv     *transport.StreamServer
+	httpHit atomic.Int64
+}
+
+// startStreamNode serves a fake replica; withStream false serves no stream
+// endpoint (an older kvdb). limits bound what the server accepts.
+func startStreamNode(t *testing.T, withStream bool, limits transport.Limits) *streamNode {
+	t.Helper()
+	n := &streamNode{rep: newFake()}
+	srv, err := transport.NewStreamServer(transport.StreamServerConfig{Limits: limits}, n.rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.srv = srv
+	mux := http.NewServeMux()
+	if withStream {
+		mux.Handle("GET "+transport.PathStream, srv.Handler())
+	}
+	fallback := func(w http.ResponseWriter, r *http.Request) {
+		n.httpHit.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		us, err := transport.DecodeUpdates(body, limits)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := n.rep.ApplyReplicas(r.Context(), us); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+	mux.HandleFunc("POST "+transport.PathReplicate, fallback)
+	mux.HandleFunc("POST "+transport.PathBatch, fallback)
+	n.ts = httptest.NewServer(mux)
+	t.Cleanup(func() {
+		srv.Kill()
+		n.ts.Close()
+	})
+	return n
+}
+
+// streamPeer returns a stream peer to n; it is closed at cleanup.
+func streamPeer(t *testing.T, n *streamNode, cfg transport.StreamConfig) (*transport.StreamPeer, *hops.Recorder) {
+	t.Helper()
+	rec := hops.New(0, nil)
+	hp := transport.NewHTTPPeer("b", n.ts.URL, "", transport.NewHTTPClient(5*time.Second, cfg.Wrap), streamLimits)
+	hp.RecordHops(rec)
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff, cfg.MaxBackoff = time.Millisecond, 10*time.Millisecond
+	}
+	p, err := transport.NewStreamPeer(hp, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, rec
+}
+
+// connected makes calls until p's stream is up.
+func connected(t *testing.T, p *transport.StreamPeer) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !p.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not connect")
+		}
+		_ = p.Probe(context.Background())
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestStreamCalls(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, streamLimits)
+	p, rec := streamPeer(t, n, transport.StreamConfig{})
+	ctx := context.Background()
+	connected(t, p)
+	before := n.httpHit.Load()
+
+	if err := p.Replicate(ctx, replication.Update{Key: "a", Value: "1", Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("<&>\x00é", 1000)
+	if err := p.ReplicateBatch(ctx, []replication.Update{{Key: "b", Value: big, Version: 2, Term: 3}, {Key: "c", Value: "", Version: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"a": "1", "b": big, "c": ""} {
+		e, ok, err := p.Read(ctx, key)
+		if err != nil || !ok || e.Value != want {
+			t.Fatalf("read %q: %q %v %v, want %q", key, e.Value, ok, err, want)
+		}
+	}
+	if _, ok, err := p.Read(ctx, "missing"); ok || err != nil {
+		t.Fatalf("read missing: found %v, err %v", ok, err)
+	}
+	if err := p.SetQuorum(ctx, 3, 2); err != nil {
+		t.Fatal(err)
+	}
+	if w, r := n.rep.quorum(); w != 3 || r != 2 {
+		t.Fatalf("quorum %d/%d, want 3/2", w, r)
+	}
+	if got := n.httpHit.Load() - before; got != 0 {
+		t.Fatalf("%d calls went over HTTP with the stream up", got)
+	}
+	if p.Dials() != 1 {
+		t.Fatalf("%d dials, want 1", p.Dials())
+	}
+	// The stamps split the round trips as the HTTP header does.
+	for _, k := range []hops.Kind{hops.Write, hops.Ack, hops.Read, hops.Response} {
+		if rec.Count(k) == 0 {
+			t.Errorf("no %v hop recorded", k)
+		}
+	}
+}
+
+func TestStreamErrorsMatchHTTP(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, streamLimits)
+	p, _ := streamPeer(t, n, transport.StreamConfig{})
+	ctx := context.Background()
+	connected(t, p)
+
+	var se *transport.StatusError
+	// An update the replica refuses as invalid: a permanent refusal.
+	err := p.Replicate(ctx, replication.Update{Key: "a", Value: "x", Version: 1 << 62})
+	if !errors.As(err, &se) || se.Code != http.StatusBadRequest || !errors.Is(err, replication.ErrRefused) {
+		t.Fatalf("invalid version: %v, want a 400 refusal", err)
+	}
+	// Malformed updates are refused by the server's checks.
+	for _, u := range []replication.Update{{Key: "", Version: 1}, {Key: "k", Version: 0}, {Key: "\xff", Version: 1}} {
+		if err := p.ReplicateBatch(ctx, []replication.Update{u}); !errors.Is(err, replication.ErrRefused) {
+			t.Fatalf("update %+v: %v, want a refusal", u, err)
+		}
+	}
+	// A stale term.
+	n.rep.setOnApply(func(context.Context) error { return replication.ErrStaleTerm })
+	err = p.Replicate(ctx, replication.Update{Key: "a", Value: "x", Version: 1, Term: 1})
+	if !errors.Is(err, replication.ErrStaleTerm) || !errors.Is(err, replication.ErrRefused) {
+		t.Fatalf("stale term: %v", err)
+	}
+	// Peer states are not refusals.
+	n.rep.setOnApply(func(context.Context) error { return replication.ErrNotReady })
+	err = p.Replicate(ctx, replication.Update{Key: "a", Value: "x", Version: 1})
+	if !errors.Is(err, replication.ErrNotReady) || errors.Is(err, replication.ErrRefused) {
+		t.Fatalf("catching up: %v", err)
+	}
+	n.rep.setOnApply(nil)
+	n.rep.setReady(false)
+	if err := p.Probe(ctx); !errors.Is(err, replication.ErrNotReady) {
+		t.Fatalf("probe of a node catching up: %v", err)
+	}
+	if err := p.SetQuorum(ctx, 0, 1); !errors.Is(err, replication.ErrRefused) {
+		t.Fatalf("invalid quorum: %v", err)
+	}
+	if !p.Connected() {
+		t.Fatal("error answers broke the stream")
+	}
+}
+
+// A slow request does not hold up others on the same stream: answers come
+// back in any order.
+func TestStreamSlowRequestDoesNotBlockOthers(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, streamLimits)
+	p, _ := streamPeer(t, n, transport.StreamConfig{})
+	connected(t, p)
+	release := make(chan struct{})
+	started := make(chan struct{}, 16)
+	n.rep.setOnApply(func(ctx context.Context) error {
+		started <- struct{}{}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- p.Replicate(context.Background(), replication.Update{Key: "slow", Value: "x", Version: 1})
+	}()
+	<-started
+	for i := range 50 {
+		if _, _, err := p.Read(context.Background(), "slow"); err != nil {
+			t.Fatalf("read %d behind a slow apply: %v", i, err)
+		}
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A caller whose context ends gets its error at once, and the peer's work
+// on the request is cancelled (as a closed HTTP connection cancels it).
+func TestStreamCallerCancels(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, streamLimits)
+	p, _ := streamPeer(t, n, transport.StreamConfig{})
+	connected(t, p)
+	cancelled := make(chan struct{})
+	n.rep.setOnApply(func(ctx context.Context) error {
+		<-ctx.Done()
+		close(cancelled)
+		return ctx.Err()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := p.Replicate(ctx, replication.Update{Key: "a", Value: "x", Version: 1})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the call took %v", d)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the peer's request was not cancelled")
+	}
+	n.rep.setOnApply(nil)
+	if err := p.Replicate(context.Background(), replication.Update{Key: "a", Value: "x", Version: 2}); err != nil {
+		t.Fatalf("the stream after a cancel: %v", err)
+	}
+	if p.Dials() != 1 {
+		t.Fatalf("%d dials: a cancel broke the stream", p.Dials())
+	}
+}
+
+// recordingDialer remembers the connections it opened.
+type recordingDialer struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (d *recordingDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, network, addr)
+	if err == nil {
+		d.mu.Lock()
+		d.conns = append(d.conns, c)
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+func (d *recordingDialer) last() net.Conn {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.conns[len(d.conns)-1]
+}
+
+// A broken connection fails the calls in flight with an error whose
+// outcome is unknown; the peer redials, and calls go over HTTP meanwhile.
+func TestStreamBrokenConnectionAndReconnect(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, streamLimits)
+	var d recordingDialer
+	p, _ := streamPeer(t, n, transport.StreamConfig{Dial: d.dial})
+	connected(t, p)
+	block := make(chan struct{})
+	started := make(chan struct{}, 1)
+	n.rep.setOnApply(func(ctx context.Context) error {
+		started <- struct{}{}
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return ctx.Err()
+	})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- p.Replicate(context.Background(), replication.Update{Key: "a", Value: "x", Version: 1})
+	}()
+	<-started
+	d.last().Close()
+	err := <-errc
+	if !errors.Is(err, transport.ErrStreamBroken) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("in flight on a broken stream: %v", err)
+	}
+	close(block)
+	n.rep.setOnApply(nil)
+	// The next calls go over HTTP until the redial succeeds, then over
+	// the stream again.
+	hits := n.httpHit.Load()
+	for i := uint64(0); p.Dials() < 2; i++ {
+		if err := p.Replicate(context.Background(), replication.Update{Key: "b", Value: "x", Version: 10 + i}); err != nil {
+			t.Fatalf("call while redialing: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	connected(t, p)
+	hits = n.httpHit.Load() - hits
+	if err := p.Replicate(context.Background(), replication.Update{Key: "c", Value: "x", Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d calls over HTTP while redialing", hits)
+}
+
+// A peer killed with calls in flight fails them; one restarted is
+// reconnected to.
+func TestStreamPeerKilled(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, streamLimits)
+	p, _ := streamPeer(t, n, transport.StreamConfig{})
+	connected(t, p)
+	started := make(chan struct{}, 1)
+	n.rep.setOnApply(func(ctx context.Context) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- p.Replicate(context.Background(), replication.Update{Key: "a", Value: "x", Version: 1})
+	}()
+	<-started
+	n.srv.Kill()
+	if err := <-errc; !errors.Is(err, transport.ErrStreamBroken) {
+		t.Fatalf("in flight when the peer died: %v", err)
+	}
+	// The killed server refuses new streams (503): calls go over HTTP.
+	n.rep.setOnApply(nil)
+	for range 5 {
+		if err := p.Replicate(context.Background(), replication.Update{Key: "b", Value: "x", Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.Connected() {
+		t.Fatal("connected to a closed stream server")
+	}
+}
+
+// A peer without the stream endpoint gets every call over HTTP.
+func TestStreamFallbackToHTTP(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, false, streamLimits)
+	p, _ := streamPeer(t, n, transport.StreamConfig{})
+	for i := range 20 {
+		if err := p.Replicate(context.Background(), replication.Update{Key: "a", Value: "x", Version: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if p.Connected() || p.Dials() != 0 {
+		t.Fatal("connected to a peer without the stream")
+	}
+	if n.httpHit.Load() != 20 {
+		t.Fatalf("%d calls over HTTP, want 20", n.httpHit.Load())
+	}
+}
+
+// A message over the peer's limits is refused as HTTP's 413 would be, and
+// the stream stays up.
+func TestStreamTooLarge(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, transport.Limits{MaxKeyBytes: 16, MaxValueBytes: 16})
+	p, _ := streamPeer(t, n, transport.StreamConfig{})
+	connected(t, p)
+	for _, us := range [][]replication.Update{
+		{{Key: "a", Value: strings.Repeat("x", 100), Version: 1}},                                    // a value over the limit
+		{{Key: "a", Value: strings.Repeat("x", 8<<20), Version: 1}},                                  // a frame over the limit
+		{{Key: strings.Repeat("k", 17), Value: "x", Version: 1}, {Key: "b", Value: "x", Version: 1}}, // a key
+	} {
+		err := p.ReplicateBatch(context.Background(), us)
+		var se *transport.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusRequestEntityTooLarge || !errors.Is(err, replication.ErrRefused) {
+			t.Fatalf("oversized message: %v, want a 413 refusal", err)
+		}
+	}
+	if err := p.Replicate(context.Background(), replication.Update{Key: "a", Value: "x", Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if p.Dials() != 1 {
+		t.Fatalf("%d dials, want 1", p.Dials())
+	}
+}
+
+// The server's Close lets the requests in progress answer first.
+func TestStreamServerCloseAnswersInFlight(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, streamLimits)
+	p, _ := streamPeer(t, n, transport.StreamConfig{})
+	connected(t, p)
+	started := make(chan struct{}, 1)
+	n.rep.setOnApply(func(ctx context.Context) error {
+		started <- struct{}{}
+		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- p.Replicate(context.Background(), replication.Update{Key: "a", Value: "x", Version: 1})
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.srv.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("a request in progress at Close: %v", err)
+	}
+}
+
+// Faults apply to the stream as to HTTP: a partition fails new messages at
+// once and breaks the open connection; after healing the stream works
+// again. Delays apply per message.
+func TestStreamFaults(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, streamLimits)
+	f := transport.NewFaults()
+	self := "127.0.0.1:1"
+	to := n.ts.Listener.Addr().String()
+	p, _ := streamPeer(t, n, transport.StreamConfig{Dial: f.Dialer(self), Wrap: f.Wrap(self)})
+	connected(t, p)
+	ctx := context.Background()
+
+	f.Partition(self, to)
+	if err := p.Replicate(ctx, replication.Update{Key: "a", Value: "x", Version: 2}); !errors.Is(err, transport.ErrDropped) {
+		t.Fatalf("across a partition: %v", err)
+	}
+	if err := p.Probe(ctx); !errors.Is(err, transport.ErrDropped) {
+		t.Fatalf("probe across a partition: %v", err)
+	}
+	f.Heal()
+	if err := p.Replicate(ctx, replication.Update{Key: "a", Value: "x", Version: 3}); err != nil {
+		t.Fatalf("after healing: %v", err)
+	}
+
+	// A partition while a call is in flight breaks the connection (its
+	// answer may still arrive, as over HTTP); after healing the peer
+	// redials.
+	started := make(chan struct{}, 1)
+	n.rep.setOnApply(func(ctx context.Context) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	errc := make(chan error, 1)
+	go func() { errc <- p.Replicate(ctx, replication.Update{Key: "a", Value: "x", Version: 4}) }()
+	<-started
+	f.Partition(self, to)
+	if err := <-errc; err != nil && !errors.Is(err, transport.ErrStreamBroken) && !errors.Is(err, transport.ErrDropped) {
+		t.Fatalf("in flight across a partition: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("a partition did not break the stream")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	n.rep.setOnApply(nil)
+	f.Heal()
+	deadline = time.Now().Add(5 * time.Second)
+	for p.Dials() < 2 || !p.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not come back after healing")
+		}
+		if err := p.Replicate(ctx, replication.Update{Key: "a", Value: "x", Version: 5}); err != nil {
+			t.Fatalf("after healing: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	f.Delay(to, 100*time.Millisecond)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			if err := p.Replicate(ctx, replication.Update{Key: "d", Value: "x", Version: uint64(10 + i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if d := time.Since(start); d < 100*time.Millisecond || d > 900*time.Millisecond {
+		t.Fatalf("10 delayed messages in parallel took %v, want about 100ms", d)
+	}
+}
+
+// Closing the peer fails what is in flight and sends later calls over
+// HTTP.
+func TestStreamPeerClose(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, streamLimits)
+	p, _ := streamPeer(t, n, transport.StreamConfig{})
+	connected(t, p)
+	p.Close()
+	if err := p.Replicate(context.Background(), replication.Update{Key: "a", Value: "x", Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if p.Connected() || n.httpHit.Load() != 1 {
+		t.Fatalf("after Close: connected %v, %d HTTP calls", p.Connected(), n.httpHit.Load())
+	}
+}
