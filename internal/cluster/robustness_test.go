@@ -186,6 +186,9 @@ const (
 	// restarted node caught up, a new leader accepting writes), so that
 	// every run also checks the writes and reads after it.
 	robustTail = 300 * time.Millisecond
+	// robustDeleteRatio is the share of the writes that are deletes, so
+	// that porcupine judges tombstones under every fault too.
+	robustDeleteRatio = 0.25
 )
 
 // planRobustness draws a run's plan from its seed: the fault kind cycles
@@ -262,7 +265,7 @@ func runRobustness(t *testing.T, tg robustTarget, run robustRun) {
 		maxOps *= 2 * run.fault.repeat
 	}
 	tr := &traffic{kv: kv, urls: urls, leaderFollower: leaderFollower, leaderReads: tg.leaderReads, pace: pace,
-		writeRatio: run.writeRatio, maxOps: maxOps, timeout: robustClientTimeout}
+		writeRatio: run.writeRatio, deleteRatio: robustDeleteRatio, maxOps: maxOps, timeout: robustClientTimeout}
 	var term0 uint64
 	if leaderFollower {
 		l, err := c.WaitLeader(context.Background(), faultWait)
@@ -377,17 +380,19 @@ func runRobustness(t *testing.T, tg robustTarget, run robustRun) {
 	}
 }
 
-// writeRec is one set in the history.
+// writeRec is one set or delete in the history.
 type writeRec struct {
 	value      string
+	del        bool
 	sent, done int64
 	outcome    history.WriteOutcome
 }
 
-// keyWrites is every set of one key.
+// keyWrites is every set and delete of one key.
 type keyWrites struct {
-	byValue map[string]writeRec
-	acked   []writeRec
+	byValue map[string]writeRec // sets
+	dels    []writeRec
+	acked   []writeRec // sets and deletes
 }
 
 func writesByKey(ops []history.Op) map[string]*keyWrites {
@@ -401,8 +406,12 @@ func writesByKey(ops []history.Op) map[string]*keyWrites {
 			kw = &keyWrites{byValue: map[string]writeRec{}}
 			m[op.Key] = kw
 		}
-		w := writeRec{value: op.Value, sent: op.SentUS, done: op.DoneUS, outcome: outcome(op)}
-		kw.byValue[op.Value] = w
+		w := writeRec{value: op.Value, del: op.IsDelete(), sent: op.SentUS, done: op.DoneUS, outcome: outcome(op)}
+		if w.del {
+			kw.dels = append(kw.dels, w)
+		} else {
+			kw.byValue[op.Value] = w
+		}
 		if w.outcome == history.WriteAcked {
 			kw.acked = append(kw.acked, w)
 		}
@@ -411,18 +420,24 @@ func writesByKey(ops []history.Op) map[string]*keyWrites {
 }
 
 // judge returns "" if c may be the key's final state, else why not: it
-// must be absent only if no write was acknowledged, and otherwise be a
-// value some write wrote, not one that definitely failed, and not an
-// acknowledged write that another acknowledged write began after (that
-// later write must have won). An unknown-outcome write may be the final
-// state whenever it happened.
+// must be absent only if no write was acknowledged or a delete may be the
+// last write, and otherwise be a value some write wrote, not one that
+// definitely failed, and not an acknowledged write that another
+// acknowledged write (a set or a delete) began after (that later write must
+// have won). An unknown-outcome write may be the final state whenever it
+// happened.
 func (kw *keyWrites) judge(c copyOf) string {
 	switch {
 	case c.Status == http.StatusNotFound:
-		if kw != nil && len(kw.acked) > 0 {
-			return fmt.Sprintf("absent, but %d writes were acknowledged", len(kw.acked))
+		if kw == nil || len(kw.acked) == 0 {
+			return ""
 		}
-		return ""
+		for _, d := range kw.dels {
+			if d.outcome == history.WriteUnknown || d.outcome == history.WriteAcked && !kw.supersededAfter(d.done) {
+				return ""
+			}
+		}
+		return fmt.Sprintf("absent, but %d writes were acknowledged and no delete may be the last", len(kw.acked))
 	case c.Status != http.StatusOK:
 		return "unreadable: " + c.String()
 	case kw == nil:
@@ -439,11 +454,25 @@ func (kw *keyWrites) judge(c copyOf) string {
 	}
 	for _, a := range kw.acked {
 		if a.sent > w.done {
-			return fmt.Sprintf("%s, but acknowledged write %q began %.1f ms after it was acknowledged: an acknowledged write was lost",
-				c, a.value, float64(a.sent-w.done)/1000)
+			what := fmt.Sprintf("write %q", a.value)
+			if a.del {
+				what = "delete"
+			}
+			return fmt.Sprintf("%s, but acknowledged %s began %.1f ms after it was acknowledged: an acknowledged write was lost",
+				c, what, float64(a.sent-w.done)/1000)
 		}
 	}
 	return ""
+}
+
+// supersededAfter reports whether an acknowledged write began after done.
+func (kw *keyWrites) supersededAfter(done int64) bool {
+	for _, a := range kw.acked {
+		if a.sent > done {
+			return true
+		}
+	}
+	return false
 }
 
 // forChecker is the history porcupine checks: pruneUnobserved's, without
@@ -468,16 +497,26 @@ func forChecker(ops []history.Op) []history.Op {
 // with writes that may take effect at any time up to the end, and a fault
 // that makes every write fail produces hundreds of them. (etcd's
 // robustness tests patch their histories the same way.)
+//
+// An unknown-outcome delete is kept if some read of its key returned 404.
 func pruneUnobserved(ops []history.Op) []history.Op {
 	seen := map[[2]string]bool{}
+	absent := map[string]bool{}
 	for _, op := range ops {
 		if op.Found() {
 			seen[[2]string{op.Key, op.Value}] = true
 		}
+		if op.IsRead() && op.Status == http.StatusNotFound {
+			absent[op.Key] = true
+		}
 	}
 	out := make([]history.Op, 0, len(ops))
 	for _, op := range ops {
-		if op.IsWrite() && op.Outcome() == history.WriteUnknown && !seen[[2]string{op.Key, op.Value}] {
+		observed := seen[[2]string{op.Key, op.Value}]
+		if op.IsDelete() {
+			observed = absent[op.Key]
+		}
+		if op.IsWrite() && op.Outcome() == history.WriteUnknown && !observed {
 			continue
 		}
 		out = append(out, op)

@@ -40,6 +40,7 @@ type traffic struct {
 	leaderReads bool // reads go to the leader the client last learned
 	keys        []string
 	writeRatio  float64
+	deleteRatio float64       // of the writes, the share that are deletes
 	maxOps      int           // per client
 	timeout     time.Duration // per request, client side
 	pace        time.Duration // at least this long between one client's operations (0: none)
@@ -55,7 +56,7 @@ type trafficClient struct {
 	suspect bool
 }
 
-// runClient is one client: a closed loop of random gets and sets, bounded
+// runClient is one client: a closed loop of random gets, sets and deletes, bounded
 // by count and by stop (checked between operations: an operation under
 // way finishes, within its timeout). It never has two operations in
 // flight, so porcupine may treat it as one process. Values are unique:
@@ -70,7 +71,11 @@ func (tr *traffic) runClient(stop context.Context, id int, rng *rand.Rand) []his
 		key := tr.keys[rng.IntN(len(tr.keys))]
 		var op history.Op
 		if rng.Float64() < tr.writeRatio {
-			op = tr.set(ctx, cl, rng, key, fmt.Sprintf("c%d-%d", id, n))
+			value, del := fmt.Sprintf("c%d-%d", id, n), rng.Float64() < tr.deleteRatio
+			if del {
+				value = ""
+			}
+			op = tr.set(ctx, cl, rng, key, value, del)
 		} else {
 			op = tr.get(ctx, cl, rng, key)
 		}
@@ -188,7 +193,14 @@ func baseURL(loc string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-func (tr *traffic) setOnce(ctx context.Context, target, key, value string) answer {
+func (tr *traffic) setOnce(ctx context.Context, target, key, value string, del bool) answer {
+	if del {
+		res, err := tr.kv.Delete(ctx, key, kvclient.At(target), kvclient.NoRedirect())
+		if err != nil {
+			return callAnswer(ctx, err)
+		}
+		return answer{status: http.StatusOK, version: res.Version, node: res.Node}
+	}
 	res, err := tr.kv.Set(ctx, key, value, kvclient.At(target))
 	if err != nil {
 		return callAnswer(ctx, err)
@@ -196,25 +208,29 @@ func (tr *traffic) setOnce(ctx context.Context, target, key, value string) answe
 	return answer{status: http.StatusCreated, version: res.Version, node: res.Node}
 }
 
-// set writes through a random node, or (leader-follower, three times in
+// set writes (or, with del, deletes) through a random node, or (leader-follower, three times in
 // four) the leader the client last learned. A 307 is followed once, to its
 // Location, and teaches the client the leader; an operation whose interval
 // covers both requests (the follower applied nothing, the leader decides).
-func (tr *traffic) set(ctx context.Context, cl *trafficClient, rng *rand.Rand, key, value string) history.Op {
+func (tr *traffic) set(ctx context.Context, cl *trafficClient, rng *rand.Rand, key, value string, del bool) history.Op {
 	target := tr.urls[rng.IntN(len(tr.urls))]
 	if tr.leaderFollower && cl.leader != "" && !cl.suspect && rng.IntN(4) != 0 {
 		target = cl.leader
 	}
 	op := history.Op{Op: history.OpSet, Key: key, Value: value, Node: target}
+	if del {
+		op.Op = history.OpDel
+	}
+	ack := op.AckStatus()
 	op.SentUS = tr.clock.now()
 	op.IntendedUS = op.SentUS
 	rctx, cancel := context.WithTimeout(ctx, tr.timeout)
-	r := tr.setOnce(rctx, target, key, value)
+	r := tr.setOnce(rctx, target, key, value, del)
 	if r.status == http.StatusTemporaryRedirect && tr.leaderFollower {
 		if next := baseURL(r.location); next != "" {
 			cl.leader, cl.suspect = next, false
 			op.Node = next
-			r = tr.setOnce(rctx, next, key, value)
+			r = tr.setOnce(rctx, next, key, value, del)
 			if r.status == http.StatusTemporaryRedirect {
 				// The leader changed in between: nothing was applied
 				// (3xx counts as failed); the next write goes there.
@@ -229,14 +245,14 @@ func (tr *traffic) set(ctx context.Context, cl *trafficClient, rng *rand.Rand, k
 	op.Status, op.Version, op.ServedBy, op.Error = r.status, r.version, r.node, r.err
 	if tr.leaderFollower {
 		switch {
-		case r.status == http.StatusCreated:
+		case r.status == ack:
 			cl.leader, cl.suspect = op.Node, false // only the leader acknowledges
 		case op.Node == cl.leader && (r.status == 0 || errorCode(op) == kvclient.CodeLeaderUnavailable):
 			cl.suspect = true // dead or deposed: ask a random node next time
 		}
 	}
 	switch {
-	case r.status == 0, r.status == http.StatusCreated, r.status >= 500:
+	case r.status == 0, r.status == ack, r.status >= 500:
 	case r.status == http.StatusBadRequest, r.status == http.StatusRequestEntityTooLarge:
 	case r.status == http.StatusTemporaryRedirect && tr.leaderFollower:
 		// A second 307 (the leader changed while the write was
