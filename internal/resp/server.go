@@ -180,11 +180,14 @@ func (s *Server) Close(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
+	// Connections are cut first (redcon closes them all when Accept
+	// fails), then whatever still runs is cancelled: a stop never
+	// answers a command it cut short.
 	close(s.release)
-	s.cancel()
 	if serving {
 		<-s.served
 	}
+	s.cancel()
 	s.conns.Wait()
 	return err
 }
