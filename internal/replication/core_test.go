@@ -584,6 +584,14 @@ func TestLeaderInfo(t *testing.T) {
 // paths and Lamport observation.
 func newLinkedCluster(t *testing.T, n int, mut func(*Config)) []*Engine {
 	t.Helper()
+	reps, _ := newLinkedClusterLinks(t, n, mut)
+	return reps
+}
+
+// newLinkedClusterLinks is newLinkedCluster, also returning every link
+// (a fake peer whose target is another engine).
+func newLinkedClusterLinks(t *testing.T, n int, mut func(*Config)) ([]*Engine, []*fakePeer) {
+	t.Helper()
 	reps := make([]*Engine, n)
 	var links []*fakePeer
 	for i := range n {
@@ -618,7 +626,7 @@ func newLinkedCluster(t *testing.T, n int, mut func(*Config)) []*Engine {
 			_ = r.Close(ctx)
 		}
 	})
-	return reps
+	return reps, links
 }
 
 func TestLeaderlessAnyNodeCoordinates(t *testing.T) {
