@@ -41,7 +41,7 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 0, "bound on each request of the load (default 2.5s)")
 	readRepair := true
 	fs.BoolVar(&readRepair, "read-repair", true, "read repair on the nodes (off: R>1 reads leave the replicas they saw behind as they were, as PBS's model assumes)")
-	fs.IntVar(&cfg.ProbeReads, "probe-reads", 0, "reads of each staleness probe, one per config with R+W<=N (default 14400; 3600 with --quick, 48000 with --full; -1: no probes)")
+	fs.IntVar(&cfg.ProbeReads, "probe-reads", 0, "reads of each staleness probe, one per config with R+W<=N (default 14400; 2400 with --quick, 48000 with --full; -1: no probes)")
 	fs.BoolVar(&cfg.Quick, "quick", false, "a small matrix of short runs, in under two minutes")
 	fs.BoolVar(&cfg.Full, "full", false, "longer, steadier runs (30s each)")
 	fs.StringVar(&cfg.OutDir, "out", "", "results folder (default results/<timestamp>)")

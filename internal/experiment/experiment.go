@@ -116,7 +116,7 @@ type Config struct {
 	// one probe run per config whose quorums need not overlap (R+W<=N)
 	// measures its staleness curve (default 14,400: 1,200 per bucket of t,
 	// which leaves a sampling error of at most 1.4 points per bucket;
-	// Quick 3,600; Full 48,000). Negative: no probes (the curve then comes
+	// Quick 2,400; Full 48,000). Negative: no probes (the curve then comes
 	// from the steady runs' reads).
 	ProbeReads int
 	// OutDir receives the results (default results/<timestamp>).
@@ -207,7 +207,7 @@ func (c *Config) SetDefaults(now time.Time) {
 		c.ProbeReads = 14_400
 		switch {
 		case c.Quick:
-			c.ProbeReads = 3_600
+			c.ProbeReads = 2_400
 		case c.Full:
 			c.ProbeReads = 48_000
 		}
@@ -420,7 +420,16 @@ func runConfig(ctx context.Context, cfg *Config, preset string, p *progress, i *
 				return err
 			}
 		}
+		if probe {
+			// The probe writes keys of its own: the steady runs' cluster
+			// serves it as well as a fresh one, without another start.
+			err = probeOne(ctx, cfg, c, p, i)
+			probe = false
+		}
 		closeCluster(c)
+		if err != nil {
+			return err
+		}
 	}
 	for _, s := range faulty {
 		c, faults, err := startCluster(ctx, cfg, preset)
@@ -433,20 +442,32 @@ func runConfig(ctx context.Context, cfg *Config, preset string, p *progress, i *
 			return err
 		}
 	}
-	if probe && ctx.Err() == nil {
-		p.start(preset + " staleness probe")
+	if probe {
 		c, _, err := startCluster(ctx, cfg, preset)
 		if err != nil {
 			return err
 		}
-		rec, err := runProbe(ctx, cfg, c, p)
+		err = probeOne(ctx, cfg, c, p, i)
 		closeCluster(c)
-		*i++
-		if err != nil {
-			return err
-		}
-		p.finishProbe(rec)
+		return err
 	}
+	return nil
+}
+
+// probeOne runs the staleness probe of c's config, once its steady runs'
+// background replication is done.
+func probeOne(ctx context.Context, cfg *Config, c *cluster.Cluster, p *progress, i *int) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	p.start(c.Preset().Name + " staleness probe")
+	waitQuiet(ctx, c, cfg.SettleTimeout)
+	rec, err := runProbe(ctx, cfg, c)
+	*i++
+	if err != nil {
+		return err
+	}
+	p.finishProbe(rec)
 	return nil
 }
 

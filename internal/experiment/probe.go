@@ -116,7 +116,7 @@ func (c *Config) probeFor(p cluster.Preset, n int) probeSpec {
 func probed(p cluster.Preset, n int) bool { return p.W+p.R <= n }
 
 // runProbe runs one config's staleness probe on c and writes its folder.
-func runProbe(ctx context.Context, cfg *Config, c *cluster.Cluster, p *progress) (ProbeRecord, error) {
+func runProbe(ctx context.Context, cfg *Config, c *cluster.Cluster) (ProbeRecord, error) {
 	preset := c.Preset()
 	spec := cfg.probeFor(preset, len(c.Nodes()))
 	dir := filepath.Join(cfg.OutDir, ProbeDir, preset.Name)
