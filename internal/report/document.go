@@ -341,7 +341,7 @@ func (d *document) stalenessDetails(res *Results) error {
 		}
 		by, wl := fmt.Sprintf("%d steady runs", st.Runs), f(st.RMSE)
 		if st.Source == SourceProbe && st.Probe != nil {
-			by, wl = fmt.Sprintf("probe: %s writes, %d reads each", thousands(st.Probe.Writes), st.Probe.ReadsPerWrite), "–"
+			by, wl = fmt.Sprintf("probe: %s writes, %s each", thousands(st.Probe.Writes), plural(st.Probe.ReadsPerWrite, "read")), "–"
 			if st.Workload != nil {
 				wl = f(st.Workload.RMSE)
 			}

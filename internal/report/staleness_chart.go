@@ -37,9 +37,9 @@ func StalenessChart(name, title, cfg string, st *Staleness) (Chart, error) {
 		}
 		l.Color, l.Width = style.Color, vg.Points(2)
 		p.Add(l)
-		label := "PBS predicted"
+		label := "PBS"
 		if st.RMSE != nil {
-			label = fmt.Sprintf("PBS predicted (RMSE %.1f pts)", *st.RMSE)
+			label = fmt.Sprintf("PBS (RMSE %.1f)", *st.RMSE)
 		}
 		lg.add(label, l)
 		lg.lines++
@@ -61,7 +61,7 @@ func StalenessChart(name, title, cfg string, st *Staleness) (Chart, error) {
 	}
 	what := "measured"
 	if st.Source == SourceProbe {
-		what = "probe reads"
+		what = "probe"
 	}
 	solid, faint, n := split(st.Measured)
 	type markers struct {
@@ -73,11 +73,11 @@ func StalenessChart(name, title, cfg string, st *Staleness) (Chart, error) {
 	ms := []markers{
 		// filled circles: some configs' line markers are thin (+, ×)
 		{solid, fmt.Sprintf("%s (%s)", what, plural(n, "read")), 1, draw.CircleGlyph{}},
-		{faint, fmt.Sprintf("%s, < %d reads", what, st.MinReads), 0.4, draw.CircleGlyph{}},
+		{faint, fmt.Sprintf("< %d reads", st.MinReads), 0.4, draw.CircleGlyph{}},
 	}
 	if st.Workload != nil {
 		ws, _, wn := split(st.Workload.Measured)
-		ms = append(ms, markers{ws, fmt.Sprintf("mixed workload's reads (%s)", plural(wn, "read")), 0.55, draw.TriangleGlyph{}})
+		ms = append(ms, markers{ws, fmt.Sprintf("workload (%s)", plural(wn, "read")), 0.55, draw.TriangleGlyph{}})
 	}
 	for _, s := range ms {
 		if len(s.xy) == 0 {
@@ -94,9 +94,9 @@ func StalenessChart(name, title, cfg string, st *Staleness) (Chart, error) {
 	}
 	p.X.Min = 0
 	c, err := finish(name, title, p, lg)
-	c.Caption = "circles: the measured share of fresh reads per bucket of t; line: the PBS prediction"
+	c.Caption = "circles: the measured share of fresh reads per bucket of t; line: the PBS prediction (RMSE in points)"
 	if st.Workload != nil {
-		c.Caption += "; triangles: the steady runs' reads (hot keys, several writes in flight, read repair)"
+		c.Caption += "; triangles: the mixed workload's reads (steady runs: hot keys, several writes in flight, read repair)"
 	}
 	return c, err
 }
