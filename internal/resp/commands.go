@@ -276,8 +276,23 @@ func (s *Server) cmdGet(conn redcon.Conn, args [][]byte) error {
 		return nil
 	}
 	conn.WriteBulkString(v)
+	// redcon writes a pipeline's replies out after the whole batch: large
+	// values are flushed as they go, so a pipeline of GETs holds at most
+	// about flushAfter bytes of replies (Redis bounds its output buffers
+	// too).
+	cl := clientOf(conn)
+	if cl.unflushed += len(v); cl.unflushed >= flushAfter {
+		cl.unflushed = 0
+		if w := redcon.BaseWriter(conn); w != nil {
+			_ = w.Flush() // a failed write ends the connection at the batch's flush
+		}
+	}
 	return nil
 }
+
+// flushAfter is how many bytes of values a connection's replies may hold
+// before they are written out mid-pipeline.
+const flushAfter = 256 << 10
 
 func (s *Server) cmdExists(conn redcon.Conn, args [][]byte) error {
 	n := 0

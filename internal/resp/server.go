@@ -117,6 +117,9 @@ type client struct {
 	lib     string
 	libVer  string
 	created time.Time
+	// unflushed counts value bytes answered since the last mid-pipeline
+	// flush (see cmdGet).
+	unflushed int
 }
 
 // Serve serves clients on l until Close; it returns ErrServerClosed then

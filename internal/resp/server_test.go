@@ -31,11 +31,12 @@ type fakeBackend struct {
 	errR   error // returned by Read when set
 	info   replication.Info
 	hold   map[string]chan struct{} // Write of the key waits for the channel (or ctx)
+	rhold  map[string]chan struct{} // Read of the key waits for the channel (or ctx)
 	writes int
 }
 
 func newFake() *fakeBackend {
-	return &fakeBackend{data: map[string]string{}, hold: map[string]chan struct{}{},
+	return &fakeBackend{data: map[string]string{}, hold: map[string]chan struct{}{}, rhold: map[string]chan struct{}{},
 		info: replication.Info{Node: "node1", Mode: replication.LeaderFollower, Role: "leader", Leader: "node1", W: 3, R: 1, N: 5, Term: 2}}
 }
 
@@ -60,7 +61,17 @@ func (f *fakeBackend) Write(ctx context.Context, key, value string, _ replicatio
 	return replication.WriteResult{Key: key, Version: 1, Acks: 3, W: 3}, nil
 }
 
-func (f *fakeBackend) Read(_ context.Context, key string, _ replication.Options) (replication.ReadResult, error) {
+func (f *fakeBackend) Read(ctx context.Context, key string, _ replication.Options) (replication.ReadResult, error) {
+	f.mu.Lock()
+	gate := f.rhold[key]
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return replication.ReadResult{}, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.errR != nil {
@@ -422,6 +433,28 @@ func TestPipeline(t *testing.T) {
 	b.mu.Unlock()
 	if ran {
 		t.Fatal("a command pipelined after QUIT ran")
+	}
+}
+
+// TestLargeRepliesFlushMidPipeline: a pipeline of GETs of large values
+// has its replies written out as they go, not held for the whole batch.
+func TestLargeRepliesFlushMidPipeline(t *testing.T) {
+	_, b, addr := startFake(t, Config{})
+	big := strings.Repeat("v", flushAfter+1)
+	gate := make(chan struct{})
+	b.set(func(f *fakeBackend) { f.data["big"] = big; f.rhold["gate"] = gate })
+	rc := dialRaw(t, addr)
+	rc.write("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n*2\r\n$3\r\nGET\r\n$4\r\ngate\r\n")
+	// The GET of gate is still waiting: the big reply must arrive anyway.
+	if got := rc.line(); got != fmt.Sprintf("$%d", len(big)) {
+		t.Fatalf("first reply header %q", got)
+	}
+	if got := rc.line(); got != big {
+		t.Fatalf("first reply of %d bytes", len(got))
+	}
+	close(gate)
+	if got := rc.line(); got != "$-1" {
+		t.Fatalf("second reply %q", got)
 	}
 }
 
