@@ -197,6 +197,9 @@ func collectProbes(dir string) (map[string]probeRun, error) {
 		out[rec.Config] = probeRun{run: sr, info: &report.ProbeInfo{Dir: rel, Rate: rec.Rate, ReadsPerWrite: rec.ReadsPerWrite,
 			WindowMs: rec.WindowMs, DurationS: rec.DurationS, Writes: rec.Writes, Reads: rec.Reads,
 			WriteErrors: rec.WriteErrors, ReadErrors: rec.ReadErrors, ReadFrom: rec.ReadFrom}}
+		if hs, err := readHops(filepath.Join(pdir, HopsFile)); err == nil {
+			out[rec.Config].info.Hops = hs.stats()
+		}
 	}
 	return out, nil
 }

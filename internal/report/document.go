@@ -301,6 +301,29 @@ func probeMethod(res *Results) string {
 		"and the fit degrades.", list(probed), info.WindowMs)
 }
 
+// probeHops lists a probe's measured hops, p50 and p99, as the model's
+// input: tails far above the delay profile's sleeps mean a machine too
+// busy for WARS's independent draws.
+func probeHops(p *ProbeInfo) string {
+	if p == nil || len(p.Hops) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range []string{"write", "ack", "read", "response"} {
+		if h, ok := p.Hops[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %s / %s", k, msText(h.P50), msText(h.P99)))
+		}
+	}
+	return " The probe's hops, p50 / p99 (ms): " + strings.Join(parts, ", ") + "."
+}
+
+func msText(v float64) string {
+	if v < 10 {
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
 // stalenessDetails adds the staleness part: a table per config and the
 // measured-versus-predicted charts of the R+W<=N configs.
 func (d *document) stalenessDetails(res *Results) error {
@@ -348,7 +371,11 @@ func (d *document) stalenessDetails(res *Results) error {
 		}
 		t.Rows = append(t.Rows, []string{cfg, rel, by, thousands(st.Reads), stale, f(st.RMSE), f(st.SamplingRMSE), wl})
 		if st.Model != "" {
-			models = append(models, cfg+": "+sentence(st.Model))
+			m := sentence(st.Model)
+			if h := probeHops(st.Probe); h != "" {
+				m = strings.TrimSuffix(m, ".") + "." + h
+			}
+			models = append(models, cfg+": "+m)
 		}
 	}
 	d.add(block{Table: t})

@@ -235,6 +235,9 @@ type ProbeInfo struct {
 	WriteErrors   int     `json:"write_errors"`
 	ReadErrors    int     `json:"read_errors"`
 	ReadFrom      string  `json:"read_from"`
+	// Hops summarizes the one-way times the nodes measured during the
+	// probe: the model's input.
+	Hops map[string]HopStats `json:"hops,omitempty"`
 }
 
 // StalenessFit is a measured curve against its prediction over a subset of
