@@ -326,5 +326,6 @@ func readProbe(dir string) (ProbeRecord, *stalenessRun, error) {
 		return rec, nil, err
 	}
 	sr := newStalenessRun(ops, h, rec.ReadFrom, dir, false)
+	sr.probe = true
 	return rec, sr, nil
 }

@@ -131,6 +131,9 @@ type stalenessRun struct {
 	single []check.StalenessSample
 	// noReadRepair: the run's nodes had read repair off.
 	noReadRepair bool
+	// probe: the run is a staleness probe, whose reads of a key cannot
+	// repair for one another (R>1 probes read each key once).
+	probe bool
 }
 
 // newStalenessRun places a run's reads after their writes and builds its
@@ -293,7 +296,7 @@ func configStaleness(runs []stalenessRun, floorMs float64) *report.Staleness {
 	if len(curveRuns) > 0 {
 		m, r0 := curveRuns[0], runs[0]
 		st.Model = describeModel(m, modelled, len(runs), meanHop)
-		if m.R > 1 && m.R+m.W <= m.N && !r0.noReadRepair {
+		if m.R > 1 && m.R+m.W <= m.N && !r0.noReadRepair && !r0.probe {
 			notes = append(notes, repairNote)
 		}
 	}
@@ -448,11 +451,10 @@ func singleWriteReads(ops []history.Op) []history.Op {
 // repairNote explains the gap WARS leaves for R>1 configs whose reads
 // repair (leaderless-w2r2).
 const repairNote = "WARS has no read repair. A kvdb read with R>1 that sees replicas disagree brings them up to date: " +
-	"its own copy at once, the peers behind by a hint. Hot keys are read many times while a write is in flight " +
-	"(350 ms for a leaderless W=2 write under the paper profile), so by the write's acknowledgement read repair has " +
-	"usually copied it further than replication has, and reads are fresher than predicted: the prediction is a lower bound. " +
-	"With read repair off (kvdb experiment --read-repair=false) one run of leaderless-w2r2 measured an RMSE of 3.8 points " +
-	"over all reads and 1.5 over single-write reads, instead of 8.5"
+	"its own copy at once, the peers behind by a hint. Hot keys are read many times while a write is in flight, " +
+	"so by the write's acknowledgement read repair has " +
+	"usually copied it further than replication has, and the mixed workload's reads are fresher than predicted: there the prediction is a lower bound. " +
+	"kvdb experiment --read-repair=false runs the nodes without it"
 
 // averageCurve is the weighted mean of the models' predictions at ts; nil
 // without models.
