@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 
 	"github.com/kvdb/kvdb/internal/node"
@@ -27,6 +28,7 @@ func Serve(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory of the write-ahead log (default: none, data lives in memory only)")
 	respFlags(fs, &cfg)
 	nodeFlags(fs, &cfg)
+	peerTransportFlag(fs, &cfg)
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args, env.Getenv); err != nil {
 		return usageExit(fs, env.Stderr, err)
@@ -46,4 +48,10 @@ func Serve(ctx context.Context, args []string, env Env) int {
 		return 1
 	}
 	return 0
+}
+
+// peerTransportFlag binds --peer-transport (KVDB_PEER_TRANSPORT): how the
+// node sends its messages to its peers. Validate refuses other values.
+func peerTransportFlag(fs *flag.FlagSet, cfg *node.Config) {
+	fs.StringVar(&cfg.PeerTransport, "peer-transport", cfg.PeerTransport, "node-to-node messages: stream (one persistent, multiplexed binary connection per peer, HTTP\nwhile it is down) or http (one HTTP request per message, for comparison); nodes serve both")
 }

@@ -3,6 +3,7 @@ package transport_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvdb/kvdb/internal/cluster"
 	"github.com/kvdb/kvdb/internal/hops"
+	"github.com/kvdb/kvdb/internal/node"
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/transport"
 )
@@ -527,5 +530,100 @@ func TestStreamPeerClose(t *testing.T) {
 	}
 	if p.Connected() || n.httpHit.Load() != 1 {
 		t.Fatalf("after Close: connected %v, %d HTTP calls", p.Connected(), n.httpHit.Load())
+	}
+}
+
+// httpPeerMessages sums the node-to-node update and read messages a node
+// served over HTTP (its kvdb_http_requests_total).
+func httpPeerMessages(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	total := 0
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "kvdb_http_requests_total{") {
+			continue
+		}
+		if !strings.Contains(line, `route="internal_replicate"`) && !strings.Contains(line, `route="internal_replicate_batch"`) && !strings.Contains(line, `route="internal_read"`) {
+			continue
+		}
+		var n int
+		fields := strings.Fields(line)
+		if _, err := fmt.Sscan(fields[len(fields)-1], &n); err == nil {
+			total += n
+		}
+	}
+	return total
+}
+
+// A cluster on loopback HTTP with fault injection (as the robustness
+// test's -robustness.http runs) sends its replication messages on the
+// stream, not HTTP, once the streams are up (in protected mode and with a
+// cluster token); with PeerTransport "http" on HTTP.
+func TestClusterUsesStream(t *testing.T) {
+	for _, tc := range []string{node.PeerStream, node.PeerStream + "+token", node.PeerHTTP} {
+		t.Run(tc, func(t *testing.T) {
+			pt, token, _ := strings.Cut(tc, "+")
+			cfg := cluster.Config{Preset: "w3r3", Faults: transport.NewFaults()}
+			cfg.Node.PeerTransport = pt
+			if token != "" {
+				// The handshake carries the cluster token.
+				cfg.Node.Server.ClusterToken = "s3cret"
+			}
+			c, err := cluster.Start(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(context.Background())
+			hc := cluster.Client()
+			defer hc.CloseIdleConnections()
+			urls := c.URLs()
+			do := func(i int) {
+				resp, err := hc.Post(urls[0]+"/set", "application/json", strings.NewReader(fmt.Sprintf(`{"key":"k%d","value":"v"}`, i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				drainResp(resp)
+				resp, err = hc.Get(fmt.Sprintf("%s/get/k%d", urls[1], i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				drainResp(resp)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("get: %d", resp.StatusCode)
+				}
+			}
+			for i := range 50 { // the streams come up
+				do(i)
+			}
+			// Background replication of the warm-up settles.
+			deadline := time.Now().Add(10 * time.Second)
+			for c.Nodes()[0].Pending() > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			before := 0
+			for _, u := range urls {
+				before += httpPeerMessages(t, u)
+			}
+			for i := range 200 {
+				do(i)
+			}
+			after := 0
+			for _, u := range urls {
+				after += httpPeerMessages(t, u)
+			}
+			got := after - before
+			switch {
+			case pt == node.PeerStream && got != 0:
+				t.Fatalf("%d peer messages over HTTP with the stream up", got)
+			case pt == node.PeerHTTP && got < 200:
+				t.Fatalf("%d peer messages over HTTP, want at least 200", got)
+			}
+			t.Logf("%s: %d peer messages over HTTP for 200 writes and 200 quorum reads", tc, got)
+		})
 	}
 }

@@ -1,0 +1,144 @@
+package transport_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kvdb/kvdb/internal/cluster"
+	"github.com/kvdb/kvdb/internal/node"
+	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/transport"
+)
+
+// The benchmarks here compare the two peer transports side by side in one
+// run: "http" (one HTTP/1.1 request per node-to-node message) and "stream"
+// (the replication stream), on delay-free five-node clusters over loopback.
+
+var peerTransports = []string{node.PeerHTTP, node.PeerStream}
+
+func benchTransportCluster(b *testing.B, preset, peerTransport string) *cluster.Cluster {
+	b.Helper()
+	cfg := cluster.Config{Preset: preset}
+	cfg.Node.PeerTransport = peerTransport
+	c, err := cluster.Start(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// BenchmarkPeerCall measures one node-to-node message, a single update
+// applied by a real node, from many goroutines at once.
+func BenchmarkPeerCall(b *testing.B) {
+	c := benchTransportCluster(b, "leaderless", node.PeerHTTP)
+	target := c.URLs()[1]
+	lim := transport.Limits{MaxKeyBytes: 1 << 10, MaxValueBytes: 1 << 20}
+	value := strings.Repeat("x", 100)
+	for _, pt := range peerTransports {
+		b.Run(pt, func(b *testing.B) {
+			hc := transport.NewHTTPClient(5*time.Second, nil)
+			defer hc.CloseIdleConnections()
+			var p replication.Peer = transport.NewHTTPPeer("node2", target, "", hc, lim)
+			if pt == node.PeerStream {
+				sp, err := transport.NewStreamPeer(p.(*transport.HTTPPeer), transport.StreamConfig{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer sp.Close()
+				for !sp.Connected() {
+					_ = sp.Probe(context.Background())
+					time.Sleep(time.Millisecond)
+				}
+				p = sp
+			}
+			var n atomic.Uint64
+			base := uint64(time.Now().UnixNano())
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					u := replication.Update{Key: fmt.Sprintf("k%d", i%1000), Value: value, Version: base + i}
+					if err := p.Replicate(context.Background(), u); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkTransportWorkload runs client workloads through the HTTP API
+// with each peer transport: w5r1 writes through the leader, w5r1 50/50
+// (writes through the leader, R=1 reads on any node), leaderless W5R1
+// writes on any node, and w3r3 quorum reads.
+func BenchmarkTransportWorkload(b *testing.B) {
+	for _, wl := range []string{"w5r1-set", "w5r1-50", "leaderless-set", "w3r3-get"} {
+		for _, pt := range peerTransports {
+			b.Run(wl+"/"+pt, func(b *testing.B) {
+				preset, _, _ := strings.Cut(wl, "-")
+				c := benchTransportCluster(b, preset, pt)
+				hc := cluster.Client()
+				defer hc.CloseIdleConnections()
+				urls := c.URLs()
+				set := func(target string, i int64) (*http.Response, error) {
+					body := fmt.Appendf(nil, `{"key":"k%d","value":"%0100d"}`, i%1000, i)
+					return hc.Post(target+"/set", "application/json", bytes.NewReader(body))
+				}
+				if strings.HasSuffix(wl, "-get") || strings.HasSuffix(wl, "-50") {
+					for i := range int64(1000) {
+						resp, err := set(urls[0], i)
+						if err != nil {
+							b.Fatal(err)
+						}
+						drainResp(resp)
+					}
+				}
+				var n atomic.Int64
+				b.ReportAllocs()
+				b.SetParallelism(4)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						i := n.Add(1)
+						var resp *http.Response
+						var err error
+						want := http.StatusOK
+						switch {
+						case wl == "leaderless-set":
+							want = http.StatusCreated
+							resp, err = set(urls[i%int64(len(urls))], i)
+						case strings.HasSuffix(wl, "-set"), wl == "w5r1-50" && i%2 == 0:
+							want = http.StatusCreated
+							resp, err = set(urls[0], i)
+						default:
+							resp, err = hc.Get(fmt.Sprintf("%s/get/k%d", urls[i%int64(len(urls))], i%1000))
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+						status := resp.StatusCode
+						drainResp(resp)
+						if status != want {
+							b.Fatalf("status %d, want %d", status, want)
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+func drainResp(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
