@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,25 +28,78 @@ import (
 //	child stdout, once ready:  {"urls":[...],"preset":"w5r1","mode":"leader-follower","w":5,"r":1}
 //	parent stdin -> child:     "profile PATH"  start a CPU profile into PATH
 //	                           "stop"          stop it, then reply "ok" (or "error: ...")
+//	                           "mem"           reply "ok {json}": the process's live heap
+//	                                           after a full GC and its RSS (ProcMem)
 //	                           end of input    shut the cluster down and exit
+//
+// Every node also listens for RESP (the Redis protocol) on a free port;
+// the ready line lists those addresses in "resp_addrs", in member order.
 //
 // The child also exits when its context ends (SIGINT/SIGTERM), and since
 // it stops at the end of its input it cannot outlive the parent.
 
 // clusterInfo is the child's ready line.
 type clusterInfo struct {
-	URLs   []string `json:"urls"`
-	Preset string   `json:"preset"`
-	Mode   string   `json:"mode"`
-	W      int      `json:"w"`
-	R      int      `json:"r"`
+	URLs      []string `json:"urls"`
+	RESPAddrs []string `json:"resp_addrs"`
+	// Leader is the index of the leader (leader-follower), -1 otherwise.
+	Leader int    `json:"leader"`
+	Preset string `json:"preset"`
+	Mode   string `json:"mode"`
+	W      int    `json:"w"`
+	R      int    `json:"r"`
+}
+
+// ProcMem is a process's memory, as the "mem" command reports it.
+type ProcMem struct {
+	// HeapBytes is the live heap (HeapAlloc after two full collections).
+	HeapBytes uint64 `json:"heap_bytes"`
+	// RSSBytes is the resident set (VmRSS of /proc/self/status; zero where
+	// there is none).
+	RSSBytes uint64 `json:"rss_bytes"`
+}
+
+// measureProcMem measures this process.
+func measureProcMem() ProcMem {
+	return ProcMem{HeapBytes: liveHeap(), RSSBytes: readRSS("/proc/self/status")}
+}
+
+// readRSS returns VmRSS from a /proc/<pid>/status file, in bytes (0 when
+// it cannot be read).
+func readRSS(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return parseVmRSS(string(b))
+}
+
+// parseVmRSS finds "VmRSS:   1234 kB" in a status file's text.
+func parseVmRSS(status string) uint64 {
+	for _, line := range strings.Split(status, "\n") {
+		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return 0
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0
+		}
+		return kb << 10
+	}
+	return 0
 }
 
 // ServeCluster is the child side: it starts an in-process cluster of the
-// preset (delays off, free loopback ports), prints its ready line on out
-// and serves commands from in until in ends or ctx does.
-func ServeCluster(ctx context.Context, preset string, in io.Reader, out io.Writer) (err error) {
-	c, err := cluster.Start(ctx, cluster.Config{Preset: preset, Node: node.Config{Replication: replication.Config{Delays: replication.NoDelays()}}})
+// preset (delays off, free loopback ports, RESP on), prints its ready line
+// on out and serves commands from in until in ends or ctx does. nodes is
+// the cluster size (0: 5).
+func ServeCluster(ctx context.Context, preset string, nodes int, in io.Reader, out io.Writer) (err error) {
+	c, err := cluster.Start(ctx, cluster.Config{Preset: preset, N: nodes, RESP: true, Node: node.Config{Replication: replication.Config{Delays: replication.NoDelays()}}})
 	if err != nil {
 		return err
 	}
@@ -52,8 +108,11 @@ func ServeCluster(ctx context.Context, preset string, in io.Reader, out io.Write
 		defer cancel()
 		err = errors.Join(err, c.Close(cctx))
 	}()
+	if err := c.WaitReady(ctx, 60*time.Second); err != nil {
+		return err
+	}
 	p := c.Preset()
-	info := clusterInfo{URLs: c.URLs(), Preset: p.Name, Mode: string(p.Mode), W: p.W, R: p.R}
+	info := clusterInfo{URLs: c.URLs(), RESPAddrs: c.RESPAddrs(), Leader: c.Leader(), Preset: p.Name, Mode: string(p.Mode), W: p.W, R: p.R}
 	if err := json.NewEncoder(out).Encode(info); err != nil {
 		return err
 	}
@@ -93,6 +152,9 @@ func ServeCluster(ctx context.Context, preset string, in io.Reader, out io.Write
 					stopProfile()
 					stopProfile = nil
 				}
+			case "mem":
+				b, _ := json.Marshal(measureProcMem())
+				reply = "ok " + string(b)
 			default:
 				reply = fmt.Sprintf("error: unknown command %q", cmd)
 			}
@@ -103,6 +165,16 @@ func ServeCluster(ctx context.Context, preset string, in io.Reader, out io.Write
 	}
 }
 
+// respLeaderFirst returns the RESP addresses with the leader's first (as
+// the peer client wants them: writes go to the first).
+func (i clusterInfo) respLeaderFirst() []string {
+	addrs := slices.Clone(i.RESPAddrs)
+	if i.Leader > 0 && i.Leader < len(addrs) {
+		addrs[0], addrs[i.Leader] = addrs[i.Leader], addrs[0]
+	}
+	return addrs
+}
+
 // clusterProc is the parent's handle on a child cluster.
 type clusterProc struct {
 	cmd   *exec.Cmd
@@ -111,10 +183,14 @@ type clusterProc struct {
 	info  clusterInfo
 }
 
-// startClusterProc runs `exe bench --serve-cluster preset` and waits for
-// its ready line.
-func startClusterProc(ctx context.Context, exe, preset string, logs io.Writer) (*clusterProc, error) {
-	cmd := exec.Command(exe, "bench", "--serve-cluster", preset)
+// startClusterProc runs `exe bench --serve-cluster preset` (with
+// --serve-nodes when nodes is not zero) and waits for its ready line.
+func startClusterProc(ctx context.Context, exe, preset string, nodes int, logs io.Writer) (*clusterProc, error) {
+	args := []string{"bench", "--serve-cluster", preset}
+	if nodes > 0 {
+		args = append(args, "--serve-nodes", strconv.Itoa(nodes))
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = logs
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -150,26 +226,47 @@ func startClusterProc(ctx context.Context, exe, preset string, logs io.Writer) (
 	return p, nil
 }
 
-// command sends one command line and reads the reply.
-func (p *clusterProc) command(line string) error {
+// command sends one command line and reads the reply; it returns what
+// follows "ok ".
+func (p *clusterProc) command(line string) (string, error) {
 	if _, err := fmt.Fprintln(p.stdin, line); err != nil {
-		return err
+		return "", err
 	}
 	reply, err := p.out.ReadString('\n')
 	if err != nil {
-		return err
+		return "", err
 	}
-	if reply = strings.TrimSpace(reply); reply != "ok" {
-		return errors.New(reply)
+	reply = strings.TrimSpace(reply)
+	if reply == "ok" {
+		return "", nil
 	}
-	return nil
+	if rest, ok := strings.CutPrefix(reply, "ok "); ok {
+		return rest, nil
+	}
+	return "", errors.New(reply)
+}
+
+// Mem asks the child for its memory.
+func (p *clusterProc) Mem() (ProcMem, error) {
+	var m ProcMem
+	rest, err := p.command("mem")
+	if err == nil {
+		err = json.Unmarshal([]byte(rest), &m)
+	}
+	return m, err
 }
 
 // StartProfile starts a CPU profile of the child into path.
-func (p *clusterProc) StartProfile(path string) error { return p.command("profile " + path) }
+func (p *clusterProc) StartProfile(path string) error {
+	_, err := p.command("profile " + path)
+	return err
+}
 
 // StopProfile stops it.
-func (p *clusterProc) StopProfile() error { return p.command("stop") }
+func (p *clusterProc) StopProfile() error {
+	_, err := p.command("stop")
+	return err
+}
 
 // Close ends the child's input (it shuts the cluster down) and waits for
 // it, killing it if it takes too long.

@@ -19,7 +19,7 @@ func TestServeClusterProtocol(t *testing.T) {
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeCluster(context.Background(), "leaderless", inR, outW)
+		done <- ServeCluster(context.Background(), "leaderless", 0, inR, outW)
 		outW.Close()
 	}()
 	out := bufio.NewReader(outR)
@@ -28,7 +28,7 @@ func TestServeClusterProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	var info clusterInfo
-	if err := json.Unmarshal(line, &info); err != nil || len(info.URLs) != 5 || info.Mode != "leaderless" || info.W != 5 || info.R != 1 {
+	if err := json.Unmarshal(line, &info); err != nil || len(info.URLs) != 5 || len(info.RESPAddrs) != 5 || info.Mode != "leaderless" || info.W != 5 || info.R != 1 {
 		t.Fatalf("ready line %s: %v", line, err)
 	}
 	tg := NewKVDBTarget(info.URLs, true, 2)

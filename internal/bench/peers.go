@@ -121,6 +121,9 @@ type PeerRun struct {
 	Preload  bool
 	// EtcdSerializable makes etcd's reads serializable.
 	EtcdSerializable bool
+	// WriteAll sends writes round robin to every Redis address (kvdb-resp
+	// on a leaderless cluster).
+	WriteAll bool
 	// Progress receives the client's progress lines.
 	Progress io.Writer
 }
@@ -130,6 +133,9 @@ func (r PeerRun) Run(ctx context.Context) (driver.Result, error) {
 	args := append([]string{"--system", r.System, "--workload", r.Workload, "--progress",
 		fmt.Sprintf("--preload=%t", r.Preload), fmt.Sprintf("--etcd-serializable=%t", r.EtcdSerializable)},
 		r.Drive.Args()...)
+	if r.WriteAll {
+		args = append(args, "--write-all")
+	}
 	if v := r.Env["REDIS_ADDRS"]; v != "" {
 		args = append(args, "--redis-addrs", v)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,21 @@ type Config struct {
 	// cpu-<workload>.pprof: of the child process, or of this whole process
 	// when the cluster runs in it (the client is labelled kvdb-bench=client).
 	CPUProfileDir string
+	// RedisBenchmarkRequests, if positive, runs `redis-benchmark -t set,get
+	// -n RedisBenchmarkRequests -c 50` after the table against kvdb's
+	// RESP port (a w5r1 cluster's leader, with kvdb-resp selected) and
+	// against the Redis primary (with redis or redis-wait4 selected).
+	RedisBenchmarkRequests int
+	// Sweep, if set, runs a rate sweep after the table (and
+	// redis-benchmark) for every selected system.
+	Sweep *SweepConfig
+	// MemoryKeys, if set, measures memory per key at each of these key
+	// counts after everything else (MemoryComparison): kvdb with
+	// kvdb-resp selected, Redis with redis selected. The result goes to
+	// Run's MemoryOut.
+	MemoryKeys []int
+	// MemoryOut receives the memory comparison.
+	MemoryOut *[]MemoryComparison
 	// Progress receives progress lines (default: discard).
 	Progress io.Writer
 }
@@ -67,6 +83,9 @@ func (c *Config) SetDefaults() {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	if c.Sweep != nil {
+		c.Sweep.SetDefaults()
+	}
 }
 
 // Validate reports invalid settings.
@@ -75,11 +94,19 @@ func (c *Config) Validate() error {
 	if err := c.Drive.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Sweep != nil {
+		if err := c.Sweep.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.RedisBenchmarkRequests < 0 {
+		errs = append(errs, errors.New("redis-benchmark requests must not be negative"))
+	}
 	if len(c.Workloads) == 0 || len(c.Systems) == 0 {
 		errs = append(errs, errors.New("no workload or no system selected"))
 	}
 	for _, s := range c.Systems {
-		if isPeer(s) && c.Repo == "" {
+		if (isPeer(s) || (s == SystemKVDBRESP && c.PeerBench == "")) && c.Repo == "" {
 			errs = append(errs, fmt.Errorf("system %s needs the repository (scripts/bench-peers.sh, bench/): set Repo", s))
 			break
 		}
@@ -98,7 +125,7 @@ func Run(ctx context.Context, cfg Config) ([]driver.Result, error) {
 	pr := cfg.Progress
 	var peers *Peers
 	var peerBin string
-	if which := peerServers(cfg.Systems); len(which) > 0 {
+	if which := peerServers(cfg.Systems); len(which) > 0 || needsPeerClient(cfg.Systems) {
 		var cleanup func()
 		var err error
 		peers, peerBin, cleanup, err = setUpPeers(ctx, cfg, which)
@@ -130,9 +157,12 @@ func Run(ctx context.Context, cfg Config) ([]driver.Result, error) {
 				res driver.Result
 				err error
 			)
-			if sys == SystemKVDB {
+			switch sys {
+			case SystemKVDB:
 				res, err = runKVDB(ctx, cfg, w, drive)
-			} else {
+			case SystemKVDBRESP:
+				res, err = runKVDBRESP(ctx, cfg, w, drive, peerBin)
+			default:
 				server := serverOf(sys)
 				res, err = PeerRun{
 					Bin: peerBin, System: sys, Workload: w.Name, Drive: drive, Env: peers.Env,
@@ -152,6 +182,72 @@ func Run(ctx context.Context, cfg Config) ([]driver.Result, error) {
 				w.Name, sys, res.OpsPerSec, res.P50Ms, res.P99Ms, res.P999Ms, res.Errors)
 			rows = append(rows, res)
 		}
+	}
+	if cfg.RedisBenchmarkRequests > 0 {
+		rb, err := runRedisBenchmarks(ctx, cfg, peers)
+		rows = append(rows, rb...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cfg.Sweep != nil {
+		sw, err := runSweep(ctx, cfg, peers, peerBin, preloaded)
+		rows = append(rows, sw...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(cfg.MemoryKeys) > 0 {
+		mem, err := runMemory(ctx, cfg, peers, peerBin)
+		if cfg.MemoryOut != nil {
+			*cfg.MemoryOut = mem
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return rows, errors.Join(errs...)
+}
+
+// runRedisBenchmarks runs redis-benchmark against a w5r1 kvdb cluster's
+// leader over RESP (with kvdb-resp selected) and the Redis primary (with
+// redis selected).
+func runRedisBenchmarks(ctx context.Context, cfg Config, peers *Peers) (rows []driver.Result, err error) {
+	pr := cfg.Progress
+	var errs []error
+	if slices.Contains(cfg.Systems, SystemKVDBRESP) {
+		fmt.Fprintf(pr, "redis-benchmark -t set,get -n %d -c %d against kvdb w5r1 (delays none), the leader's RESP port\n", cfg.RedisBenchmarkRequests, RedisBenchmarkClients)
+		err := func() (err error) {
+			k, err := startKVDB(ctx, cfg, "w5r1", 0)
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, k.close()) }()
+			rb, err := RedisBenchmark(ctx, k.info.respLeaderFirst()[0], SystemKVDBRESP, cfg.RedisBenchmarkRequests, pr)
+			for i := range rb {
+				rb[i].Notes = "kvdb w5r1 (N=5 W=5 R=1), delays none, the leader's RESP port; " + rb[i].Notes
+			}
+			rows = append(rows, rb...)
+			return err
+		}()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if peers != nil && peers.Env["REDIS_ADDRS"] != "" {
+		primary, _, _ := strings.Cut(peers.Env["REDIS_ADDRS"], ",")
+		fmt.Fprintf(pr, "redis-benchmark -t set,get -n %d -c %d against the Redis primary %s\n", cfg.RedisBenchmarkRequests, RedisBenchmarkClients, primary)
+		rb, err := RedisBenchmark(ctx, primary, SystemRedis, cfg.RedisBenchmarkRequests, pr)
+		for i := range rb {
+			rb[i].Notes = "Redis primary with 4 replicas (asynchronous); " + rb[i].Notes
+		}
+		rows = append(rows, rb...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, r := range rows {
+		fmt.Fprintf(pr, "  => %s %s: %.0f requests/s, p50 %.3f ms, p99 %.3f ms\n", r.Workload, r.System, r.OpsPerSec, r.P50Ms, r.P99Ms)
 	}
 	return rows, errors.Join(errs...)
 }
@@ -220,6 +316,9 @@ func setUpPeers(ctx context.Context, cfg Config, which []string) (p *Peers, bin 
 		os.Remove(d)
 		dir = d
 	}
+	if len(which) == 0 {
+		return &Peers{Env: map[string]string{}}, bin, removeTmp, nil
+	}
 	fmt.Fprintf(pr, "starting peers (%s) with %s in %s\n", strings.Join(which, ", "), PeersScript, dir)
 	start := time.Now()
 	p, err = StartPeers(ctx, filepath.Join(cfg.Repo, PeersScript), dir, which, pr)
@@ -247,43 +346,108 @@ func formatEnv(env map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
-// runKVDB starts a cluster for the workload (delays off) in a child
-// process (cfg.KVDBExe) or in this one, preloads the keys and drives it.
-func runKVDB(ctx context.Context, cfg Config, w Workload, drive driver.Config) (res driver.Result, err error) {
-	pr := cfg.Progress
-	var (
-		info                clusterInfo
-		where               string
-		startProf, stopProf func(path string) error
-	)
+// kvdbCluster is a running kvdb cluster for the benchmark, in a child
+// process or in this one.
+type kvdbCluster struct {
+	info  clusterInfo
+	where string
+	// startProf and stopProf run a CPU profile of the cluster.
+	startProf, stopProf func(path string) error
+	// mem measures the cluster's process.
+	mem   func() (ProcMem, error)
+	close func() error
+}
+
+// startKVDB starts a cluster of the preset (delays off, RESP on) with
+// nodes nodes (0: 5), in a child process when cfg.KVDBExe is set.
+func startKVDB(ctx context.Context, cfg Config, preset string, nodes int) (*kvdbCluster, error) {
 	if cfg.KVDBExe != "" {
-		cp, err := startClusterProc(ctx, cfg.KVDBExe, w.Preset, pr)
+		cp, err := startClusterProc(ctx, cfg.KVDBExe, preset, nodes, cfg.Progress)
 		if err != nil {
-			return res, err
+			return nil, err
 		}
-		defer func() { err = errors.Join(err, cp.Close()) }()
-		info, where = cp.info, "in a child process"
-		startProf = cp.StartProfile
-		stopProf = func(string) error { return cp.StopProfile() }
-	} else {
-		c, err := cluster.Start(ctx, cluster.Config{Preset: w.Preset, Node: node.Config{Replication: replication.Config{Delays: replication.NoDelays()}}})
-		if err != nil {
-			return res, err
-		}
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			err = errors.Join(err, c.Close(cctx))
-		}()
-		p := c.Preset()
-		info = clusterInfo{URLs: c.URLs(), Preset: p.Name, Mode: string(p.Mode), W: p.W, R: p.R}
-		where = "in this process, beside the client"
-		var stop func()
-		startProf = func(path string) (err error) { stop, err = startCPUProfile(path); return err }
-		stopProf = func(string) error { stop(); return nil }
+		return &kvdbCluster{
+			info: cp.info, where: "in a child process",
+			startProf: cp.StartProfile,
+			stopProf:  func(string) error { return cp.StopProfile() },
+			mem:       cp.Mem,
+			close:     cp.Close,
+		}, nil
 	}
-	leaderless := info.Mode == string(replication.Leaderless)
-	t := NewKVDBTarget(info.URLs, leaderless, drive.Concurrency)
+	c, err := cluster.Start(ctx, cluster.Config{Preset: preset, N: nodes, RESP: true, Node: node.Config{Replication: replication.Config{Delays: replication.NoDelays()}}})
+	if err != nil {
+		return nil, err
+	}
+	closeC := func() error {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return c.Close(cctx)
+	}
+	if err := c.WaitReady(ctx, 60*time.Second); err != nil {
+		return nil, errors.Join(err, closeC())
+	}
+	p := c.Preset()
+	var stop func()
+	return &kvdbCluster{
+		info:  clusterInfo{URLs: c.URLs(), RESPAddrs: c.RESPAddrs(), Leader: c.Leader(), Preset: p.Name, Mode: string(p.Mode), W: p.W, R: p.R},
+		where: "in this process, beside the client",
+		startProf: func(path string) (err error) {
+			stop, err = startCPUProfile(path)
+			return err
+		},
+		stopProf: func(string) error { stop(); return nil },
+		mem:      func() (ProcMem, error) { return measureProcMem(), nil },
+		close:    closeC,
+	}, nil
+}
+
+func (k *kvdbCluster) leaderless() bool { return k.info.Mode == string(replication.Leaderless) }
+
+// profiled runs f under a CPU profile of the cluster into
+// cfg.CPUProfileDir/cpu-<name>.pprof (f alone when there is no directory).
+func (k *kvdbCluster) profiled(cfg Config, name string, f func() error) (err error) {
+	if cfg.CPUProfileDir == "" {
+		return f()
+	}
+	path, err := filepath.Abs(filepath.Join(cfg.CPUProfileDir, "cpu-"+name+".pprof"))
+	if err == nil {
+		err = k.startProf(path)
+	}
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	fmt.Fprintf(cfg.Progress, "  CPU profile of the kvdb cluster -> %s\n", path)
+	defer func() { err = errors.Join(err, k.stopProf(path)) }()
+	return f()
+}
+
+// runKVDB starts a cluster for the workload (delays off) in a child
+// process (cfg.KVDBExe) or in this one, preloads the keys and drives it
+// over HTTP.
+func runKVDB(ctx context.Context, cfg Config, w Workload, drive driver.Config) (res driver.Result, err error) {
+	k, err := startKVDB(ctx, cfg, w.Preset, 0)
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, k.close()) }()
+	rows, err := driveKVDB(ctx, cfg, k, w, []driver.Config{drive}, cfg.CPUProfileDir != "")
+	if len(rows) > 0 {
+		res = rows[0]
+	}
+	return res, err
+}
+
+// driveKVDB preloads the cluster and runs each drive in turn against it
+// over HTTP (the public client); it returns one row per drive run.
+func driveKVDB(ctx context.Context, cfg Config, k *kvdbCluster, w Workload, drives []driver.Config, profile bool) (rows []driver.Result, err error) {
+	pr := cfg.Progress
+	info := k.info
+	leaderless := k.leaderless()
+	urls := slices.Clone(info.URLs)
+	if info.Leader > 0 && info.Leader < len(urls) {
+		urls[0], urls[info.Leader] = urls[info.Leader], urls[0]
+	}
+	t := NewKVDBTarget(urls, leaderless, drives[0].Concurrency)
 	defer t.Close()
 	// The client side runs under a profiler label, inherited by the
 	// goroutines it starts (those of its HTTP connections included), so
@@ -294,36 +458,101 @@ func runKVDB(ctx context.Context, cfg Config, w Workload, drive driver.Config) (
 		if err = t.WaitReady(ctx, 30*time.Second); err != nil {
 			return
 		}
+		d0 := drives[0]
 		start := time.Now()
-		if err = driver.Preload(ctx, t.Op, drive.Keys, drive.ValueSize, drive.Concurrency, drive.OpTimeout); err != nil {
+		if err = driver.Preload(ctx, t.Op, d0.Keys, d0.ValueSize, d0.Concurrency, d0.OpTimeout); err != nil {
 			return
 		}
-		fmt.Fprintf(pr, "  %s: preloaded %d keys in %s\n", SystemKVDB, drive.Keys, time.Since(start).Round(time.Millisecond))
-		if cfg.CPUProfileDir != "" {
-			path, perr := filepath.Abs(filepath.Join(cfg.CPUProfileDir, "cpu-"+w.Name+".pprof"))
-			if perr == nil {
-				perr = startProf(path)
+		fmt.Fprintf(pr, "  %s: preloaded %d keys in %s\n", SystemKVDB, d0.Keys, time.Since(start).Round(time.Millisecond))
+		for _, drive := range drives {
+			drive.Progress = func(p driver.Progress) { fmt.Fprintln(pr, driver.ProgressLine(w.Name, SystemKVDB, p)) }
+			run := func() error {
+				var rerr error
+				var res driver.Result
+				res, rerr = driver.Run(ctx, drive, t.Op)
+				if res.Mode != "" {
+					rows = append(rows, res)
+				}
+				return rerr
 			}
-			if perr != nil {
-				err = fmt.Errorf("cpu profile: %w", perr)
+			if profile {
+				err = k.profiled(cfg, w.Name, run)
+			} else {
+				err = run()
+			}
+			if err != nil {
 				return
 			}
-			fmt.Fprintf(pr, "  %s: CPU profile of the cluster -> %s\n", SystemKVDB, path)
-			defer func() { err = errors.Join(err, stopProf(path)) }()
 		}
-		drive.Progress = func(p driver.Progress) { fmt.Fprintln(pr, driver.ProgressLine(w.Name, SystemKVDB, p)) }
-		res, err = driver.Run(ctx, drive, t.Op)
 	})
-	if err != nil && res.Mode == "" {
-		return res, err
-	}
 	writes := "writes to the leader"
 	if leaderless {
 		writes = "writes round robin to every node (each coordinates)"
 	}
-	res.Notes = fmt.Sprintf("kvdb %s (%s, N=%d W=%d R=%d), delays none, 5 nodes %s; %s, reads round robin to every node",
-		info.Preset, info.Mode, len(info.URLs), info.W, info.R, where, writes)
+	for i := range rows {
+		rows[i].Notes = fmt.Sprintf("kvdb %s (%s, N=%d W=%d R=%d), delays none, 5 nodes %s; HTTP through the public Go client; %s, reads round robin to every node",
+			info.Preset, info.Mode, len(info.URLs), info.W, info.R, k.where, writes)
+	}
+	return rows, err
+}
+
+// runKVDBRESP starts a cluster for the workload and drives it over its
+// RESP ports with the peer client (go-redis, the code that drives Redis).
+func runKVDBRESP(ctx context.Context, cfg Config, w Workload, drive driver.Config, peerBin string) (res driver.Result, err error) {
+	k, err := startKVDB(ctx, cfg, w.Preset, 0)
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, k.close()) }()
+	rows, err := driveKVDBRESP(ctx, cfg, k, w, []driver.Config{drive}, peerBin, cfg.CPUProfileDir != "")
+	if len(rows) > 0 {
+		res = rows[0]
+	}
 	return res, err
+}
+
+// driveKVDBRESP runs each drive in turn against the cluster's RESP ports
+// through kvdb-peerbench --system kvdb-resp (the first run preloads).
+func driveKVDBRESP(ctx context.Context, cfg Config, k *kvdbCluster, w Workload, drives []driver.Config, peerBin string, profile bool) ([]driver.Result, error) {
+	var rows []driver.Result
+	for i, drive := range drives {
+		run := PeerRun{
+			Bin: peerBin, System: SystemKVDBRESP, Workload: w.Name, Drive: drive,
+			Env:     map[string]string{"REDIS_ADDRS": strings.Join(k.info.respLeaderFirst(), ",")},
+			Preload: i == 0, WriteAll: k.leaderless(), Progress: cfg.Progress,
+		}
+		var res driver.Result
+		f := func() (err error) { res, err = run.Run(ctx); return err }
+		var err error
+		if profile {
+			err = k.profiled(cfg, w.Name+"-resp", f)
+		} else {
+			err = f()
+		}
+		if res.Mode != "" {
+			res.Notes = fmt.Sprintf("kvdb %s (%s, N=%d W=%d R=%d), delays none, 5 nodes %s; %s",
+				k.info.Preset, k.info.Mode, len(k.info.URLs), k.info.W, k.info.R, k.where, res.Notes)
+			rows = append(rows, res)
+		}
+		if err != nil {
+			return rows, err
+		}
+	}
+	return rows, nil
+}
+
+// LoadAverage returns the 1, 5 and 15 minute load averages
+// (/proc/loadavg; "" where there is none).
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], ", ")
 }
 
 func startCPUProfile(path string) (stop func(), err error) {
@@ -350,13 +579,19 @@ type Meta struct {
 	CPUs               int
 	// Versions of the peer servers, as they report them.
 	Versions map[string]string
+	// Load is the load average when the run began (/proc/loadavg).
+	Load string
+	// Sweep is the sweep's configuration, when one ran.
+	Sweep *SweepConfig
+	// Memory holds the memory comparison, when one ran.
+	Memory []MemoryComparison
 }
 
 // NewMeta describes the machine and the peers installed on it.
 func NewMeta(cfg Config) Meta {
 	m := Meta{Drive: cfg.Drive, OverrideWriteRatio: cfg.OverrideWriteRatio, Date: time.Now(),
 		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Go: runtime.Version(), CPUs: runtime.NumCPU(),
-		Versions: map[string]string{}}
+		Versions: map[string]string{}, Load: LoadAverage(), Sweep: cfg.Sweep}
 	for _, s := range peerServers(cfg.Systems) {
 		bin := map[string]string{"redis": "redis-server", "etcd": "etcd"}[s]
 		if out, err := exec.Command(bin, "--version").Output(); err == nil {

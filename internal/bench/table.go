@@ -51,6 +51,18 @@ func ReadResults(path string) ([]driver.Result, error) {
 	return rows, nil
 }
 
+// mainRows returns the benchmark table's rows (no sweep steps, no
+// redis-benchmark rows).
+func mainRows(rows []driver.Result) []driver.Result {
+	var out []driver.Result
+	for _, r := range rows {
+		if r.Phase == "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // table indexes rows by workload and system, keeping first-seen order.
 type table struct {
 	workloads, systems []string
@@ -103,7 +115,12 @@ func LatencyRatio(rows []driver.Result, workload, system string) (float64, bool)
 }
 
 func (t table) ratio(workload, system string, f func(driver.Result) float64) (float64, bool) {
-	k, ok1 := t.get(workload, SystemKVDB)
+	return t.ratioOf(workload, SystemKVDB, system, f)
+}
+
+// ratioOf returns f(a) / f(b) for the workload's rows of systems a and b.
+func (t table) ratioOf(workload, a, system string, f func(driver.Result) float64) (float64, bool) {
+	k, ok1 := t.get(workload, a)
 	p, ok2 := t.get(workload, system)
 	if !ok1 || !ok2 || f(p) <= 0 || f(k) <= 0 {
 		return 0, false
@@ -129,10 +146,11 @@ func workloadTitle(name string) string {
 
 // Markdown renders the rows: a throughput table with the kvdb/peer ratio
 // per workload, a latency table, and what each system does.
-func Markdown(rows []driver.Result, meta Meta) string {
+func Markdown(all []driver.Result, meta Meta) string {
 	var b strings.Builder
+	rows := mainRows(all)
 	t := index(rows)
-	peers := slices.DeleteFunc(slices.Clone(t.systems), func(s string) bool { return s == SystemKVDB })
+	peers := slices.DeleteFunc(slices.Clone(t.systems), isKVDB)
 	hasKVDB := slices.Contains(t.systems, SystemKVDB)
 
 	b.WriteString("# kvdb bench\n\n")
@@ -158,6 +176,9 @@ func Markdown(rows []driver.Result, meta Meta) string {
 			fmt.Fprintf(&b, "; %s", meta.Date.Format("2006-01-02 15:04 MST"))
 		}
 		b.WriteString(". Every system runs on this one machine, beside its client.\n")
+	}
+	if meta.Load != "" {
+		fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start: %s.\n", meta.Load)
 	}
 
 	b.WriteString("\n## Throughput (ops/s)\n\n")
@@ -218,7 +239,7 @@ func Markdown(rows []driver.Result, meta Meta) string {
 				continue
 			}
 			opsRatio, latRatio := "", ""
-			if s != SystemKVDB && hasKVDB {
+			if isPeer(s) && hasKVDB {
 				opsRatio = fmtRatio(t.ratio(w, s, func(r driver.Result) float64 { return r.OpsPerSec }))
 				latRatio = fmtRatio(t.ratio(w, s, func(r driver.Result) float64 { return r.P99Ms }))
 			}
@@ -231,21 +252,28 @@ func Markdown(rows []driver.Result, meta Meta) string {
 		}
 	}
 
+	b.WriteString(goalsMarkdown(Goals(rows)))
+	b.WriteString(redisBenchmarkMarkdown(all))
+	if meta.Sweep != nil {
+		b.WriteString(sweepMarkdown(all, *meta.Sweep))
+	}
+	b.WriteString(memoryMarkdown(meta.Memory))
+
 	notes := map[string]string{}
 	for _, r := range rows {
 		if r.Notes != "" && notes[r.System] == "" {
 			notes[r.System] = r.Notes
 		}
-		if r.Notes != "" && r.System == SystemKVDB {
-			notes[SystemKVDB+"/"+r.Workload] = r.Notes
+		if r.Notes != "" && isKVDB(r.System) {
+			notes[r.System+"/"+r.Workload] = r.Notes
 		}
 	}
 	b.WriteString("\n## What each system does\n\n")
 	for _, s := range t.systems {
-		if s == SystemKVDB {
+		if isKVDB(s) {
 			for _, w := range t.workloads {
-				if n := notes[SystemKVDB+"/"+w]; n != "" {
-					fmt.Fprintf(&b, "- **kvdb**, %s: %s\n", w, n)
+				if n := notes[s+"/"+w]; n != "" {
+					fmt.Fprintf(&b, "- **%s**, %s: %s\n", s, w, n)
 				}
 			}
 			continue
@@ -279,7 +307,7 @@ func writeRow(b *strings.Builder, cells []string) {
 
 // WriteText prints the rows as an aligned table for a terminal.
 func WriteText(w io.Writer, rows []driver.Result) {
-	t := index(rows)
+	t := index(mainRows(rows))
 	hasKVDB := slices.Contains(t.systems, SystemKVDB)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "workload\tsystem\tops/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tclient CPU\tkvdb/X ops/s\tkvdb/X p99\t")
@@ -290,7 +318,7 @@ func WriteText(w io.Writer, rows []driver.Result) {
 				continue
 			}
 			opsRatio, latRatio := "", ""
-			if s != SystemKVDB && hasKVDB {
+			if isPeer(s) && hasKVDB {
 				opsRatio = fmtRatio(t.ratio(wl, s, func(r driver.Result) float64 { return r.OpsPerSec }))
 				latRatio = fmtRatio(t.ratio(wl, s, func(r driver.Result) float64 { return r.P99Ms }))
 			}

@@ -20,6 +20,7 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -73,13 +74,16 @@ func WorkloadNames() []string {
 // Systems.
 const (
 	SystemKVDB       = "kvdb"
+	SystemKVDBRESP   = "kvdb-resp"
 	SystemRedis      = "redis"
 	SystemRedisWait4 = "redis-wait4"
 	SystemEtcd       = "etcd"
 )
 
 // Systems lists every system, in table order.
-func Systems() []string { return []string{SystemKVDB, SystemRedis, SystemRedisWait4, SystemEtcd} }
+func Systems() []string {
+	return []string{SystemKVDB, SystemKVDBRESP, SystemRedis, SystemRedisWait4, SystemEtcd}
+}
 
 // SelectWorkloads returns the named workloads in table order ("" or "all":
 // the default ones).
@@ -139,4 +143,16 @@ func pick(list string, known []string, what string) ([]string, error) {
 	return out, nil
 }
 
-func isPeer(system string) bool { return system != SystemKVDB }
+// IsPeer reports whether the system runs on a peer server (Redis, etcd).
+func IsPeer(system string) bool { return system != SystemKVDB && system != SystemKVDBRESP }
+
+func isPeer(system string) bool { return IsPeer(system) }
+
+// isKVDB reports whether the system is kvdb (over HTTP or RESP).
+func isKVDB(system string) bool { return !isPeer(system) }
+
+// needsPeerClient reports whether a system is driven by kvdb-peerbench
+// (every one but kvdb over HTTP).
+func needsPeerClient(systems []string) bool {
+	return slices.ContainsFunc(systems, func(s string) bool { return s != SystemKVDB })
+}

@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kvdb/kvdb/internal/bench"
@@ -23,7 +26,11 @@ const (
 	benchQuickDuration = 3 * time.Second
 	benchQuickWarmup   = time.Second
 	benchOpenInFlight  = 256
-	benchMemoryKeys    = 1_000_000
+	benchMemoryKeys    = "1000000"
+	// redis-benchmark requests per test (SET, GET) in a full and a quick
+	// run.
+	benchRedisBenchmarkN      = 100_000
+	benchQuickRedisBenchmarkN = 20_000
 )
 
 // Bench runs kvdb beside Redis and etcd (`kvdb bench`), or measures the
@@ -50,9 +57,16 @@ func Bench(ctx context.Context, args []string, env Env) int {
 		serializable bool
 		cpuDir       string
 		memory       bool
-		memoryKeys   int
+		memoryKeys   string
+		memCompare   bool
+		sweep        bool
+		sweepRates   string
+		sweepWls     string
+		sweepDur     time.Duration
+		redisBenchN  int
 		inProcess    bool
 		serveCluster string
+		serveNodes   int
 	)
 	fs.StringVar(&workloads, "workloads", "all", "comma-separated subset of: "+joinNames(bench.WorkloadNames())+" (all: every one but the extra w5r1-writes)")
 	fs.StringVar(&systems, "systems", "all", "comma-separated subset of: "+joinNames(bench.Systems()))
@@ -63,10 +77,17 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&peersDir, "peers-dir", "", "`directory` (on a tmpfs) for the peers' pid files, logs and etcd's data (default: a new one under /dev/shm)")
 	fs.BoolVar(&serializable, "etcd-serializable", false, "etcd: serializable reads instead of the default linearizable ones")
 	fs.StringVar(&cpuDir, "cpuprofile-dir", "", "write a CPU profile of the kvdb cluster for every kvdb run into this `directory` (with --kvdb-inprocess: of this whole process, the client labelled kvdb-bench=client)")
-	fs.BoolVar(&memory, "memory", false, "measure the store's bytes per key instead (--memory-keys keys of --value-size bytes)")
-	fs.IntVar(&memoryKeys, "memory-keys", benchMemoryKeys, "keys for --memory")
+	fs.BoolVar(&memory, "memory", false, "measure the store's bytes per key instead, in this process (--memory-keys keys of --value-size bytes)")
+	fs.StringVar(&memoryKeys, "memory-keys", benchMemoryKeys, "comma-separated key counts for --memory and --memory-compare")
+	fs.BoolVar(&memCompare, "memory-compare", false, "after the runs, memory per key of a kvdb node (loaded over RESP pipelines; with kvdb-resp selected) beside Redis's INFO memory (with redis selected), at each --memory-keys")
+	fs.BoolVar(&sweep, "sweep", false, "after the runs, a rate sweep (open loop at increasing rates) per system; the knee is the highest rate with p99 under 10 ms")
+	fs.StringVar(&sweepRates, "sweep-rates", "", "comma-separated open-loop `rates` for --sweep (default 2500,5000,10000,15000,20000,30000,40000,50000,60000,80000)")
+	fs.StringVar(&sweepWls, "sweep-workloads", "read-r1,w5r1-50", "comma-separated workloads for --sweep")
+	fs.DurationVar(&sweepDur, "sweep-duration", bench.DefaultSweepDuration, "measured window of each --sweep step (after 1s warm-up)")
+	fs.IntVar(&redisBenchN, "redis-benchmark", -1, fmt.Sprintf("`requests` per test for redis-benchmark -t set,get -c 50 against kvdb's RESP port and Redis (0: skip; default %d, %d with --quick)", benchRedisBenchmarkN, benchQuickRedisBenchmarkN))
 	fs.BoolVar(&inProcess, "kvdb-inprocess", false, "run each kvdb cluster inside this process, beside the client, instead of in a child process")
 	fs.StringVar(&serveCluster, "serve-cluster", "", "internal: be the child process that runs one kvdb cluster of this `preset` for a parent kvdb bench")
+	fs.IntVar(&serveNodes, "serve-nodes", 0, "internal: with --serve-cluster, the cluster's size (default 5)")
 	if err := parseFlags(fs, args, nil); err != nil {
 		return usageExit(fs, env.Stderr, err)
 	}
@@ -74,21 +95,30 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
 	if serveCluster != "" {
-		if err := bench.ServeCluster(ctx, serveCluster, os.Stdin, env.Stdout); err != nil {
+		if err := bench.ServeCluster(ctx, serveCluster, serveNodes, os.Stdin, env.Stdout); err != nil {
 			fmt.Fprintf(env.Stderr, "kvdb bench --serve-cluster: %v\n", err)
 			return 1
 		}
 		return 0
 	}
 
+	memKeys, err := parseCounts(memoryKeys)
+	if err != nil || drive.ValueSize < 0 {
+		return usageExit(fs, env.Stderr, fmt.Errorf("--memory-keys must list positive counts (%v) and --value-size not be negative", err))
+	}
 	if memory {
-		if memoryKeys < 1 || drive.ValueSize < 0 {
-			return usageExit(fs, env.Stderr, errors.New("--memory-keys must be positive and --value-size not negative"))
+		var ms []bench.MemoryResult
+		for _, n := range memKeys {
+			m := bench.MeasureStoreMemory(n, drive.ValueSize)
+			fmt.Fprintf(env.Stdout, "store memory: %s\n", m)
+			ms = append(ms, m)
 		}
-		m := bench.MeasureStoreMemory(memoryKeys, drive.ValueSize)
-		fmt.Fprintf(env.Stdout, "store memory: %s\n", m)
 		if out != "" {
-			if err := writeJSONFile(filepath.Join(out, "memory.json"), m); err != nil {
+			var v any = ms
+			if len(ms) == 1 {
+				v = ms[0]
+			}
+			if err := writeJSONFile(filepath.Join(out, "memory.json"), v); err != nil {
 				fmt.Fprintf(env.Stderr, "kvdb bench: %v\n", err)
 				return 1
 			}
@@ -96,6 +126,12 @@ func Bench(ctx context.Context, args []string, env Env) int {
 		return 0
 	}
 
+	if redisBenchN < 0 {
+		redisBenchN = benchRedisBenchmarkN
+		if quick {
+			redisBenchN = benchQuickRedisBenchmarkN
+		}
+	}
 	if quick {
 		if !given["duration"] {
 			drive.Duration = benchQuickDuration
@@ -117,8 +153,27 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	cfg := bench.Config{
 		Drive: drive, OverrideWriteRatio: given["write-ratio"], PeerBench: peerBench,
 		PeersDir: peersDir, EtcdSerializable: serializable, CPUProfileDir: cpuDir, Progress: env.Stdout,
+		RedisBenchmarkRequests: redisBenchN,
 	}
-	var err error
+	var memOut []bench.MemoryComparison
+	if memCompare {
+		cfg.MemoryKeys, cfg.MemoryOut = memKeys, &memOut
+	}
+	if sweep {
+		sc := &bench.SweepConfig{Duration: sweepDur}
+		if sweepRates != "" {
+			if sc.Rates, err = bench.ParseRates(sweepRates); err != nil {
+				return usageExit(fs, env.Stderr, fmt.Errorf("--sweep-rates: %w", err))
+			}
+		}
+		if sc.Workloads, err = bench.SelectWorkloads(sweepWls); err != nil {
+			return usageExit(fs, env.Stderr, fmt.Errorf("--sweep-workloads: %w", err))
+		}
+		if err := sc.Validate(); err != nil {
+			return usageExit(fs, env.Stderr, err)
+		}
+		cfg.Sweep = sc
+	}
 	if !inProcess {
 		if cfg.KVDBExe, err = os.Executable(); err != nil {
 			fmt.Fprintf(env.Stderr, "kvdb bench: %v (use --kvdb-inprocess)\n", err)
@@ -135,7 +190,7 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	for _, s := range cfg.Systems {
 		needPeers = needPeers || s != bench.SystemKVDB
 	}
-	if needPeers {
+	if needPeers && !(peerBench != "" && !slices.ContainsFunc(cfg.Systems, bench.IsPeer)) {
 		if repo == "" {
 			wd, _ := os.Getwd()
 			if repo, err = bench.FindRepo(wd); err != nil {
@@ -150,8 +205,16 @@ func Bench(ctx context.Context, args []string, env Env) int {
 
 	start := time.Now()
 	fmt.Fprintf(env.Stdout, "kvdb bench: %d workloads x %d systems -> %s\n", len(cfg.Workloads), len(cfg.Systems), out)
-	rows, runErr := bench.Run(ctx, cfg)
 	meta := bench.NewMeta(cfg)
+	fmt.Fprintf(env.Stdout, "load average: %s\n", meta.Load)
+	rows, runErr := bench.Run(ctx, cfg)
+	meta.Memory = memOut
+	if len(memOut) > 0 {
+		if err := writeJSONFile(filepath.Join(out, "memory.json"), memOut); err != nil {
+			fmt.Fprintf(env.Stderr, "kvdb bench: %v\n", err)
+			return 1
+		}
+	}
 	if err := bench.WriteResults(out, rows, meta); err != nil {
 		fmt.Fprintf(env.Stderr, "kvdb bench: %v\n", err)
 		return 1
@@ -164,6 +227,26 @@ func Bench(ctx context.Context, args []string, env Env) int {
 		return 1
 	}
 	return 0
+}
+
+// parseCounts parses a comma-separated list of positive integers.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(strings.ReplaceAll(f, "_", ""))
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive count", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no counts")
+	}
+	return out, nil
 }
 
 func joinNames(names []string) string {

@@ -57,6 +57,14 @@ type Result struct {
 	FirstError string `json:"first_error,omitempty"`
 	// Interrupted is true when the run was cut short by its context.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Phase is empty for the benchmark table's rows; "sweep" marks a step
+	// of a rate sweep (open loop at TargetRate), "redis-benchmark" a row
+	// of redis-benchmark's own measurement (Ops, OpsPerSec, MeanMs, P50Ms,
+	// P99Ms, MaxMs only).
+	Phase string `json:"phase,omitempty"`
+	// Knee marks the sweep step at the highest rate whose p99 stayed
+	// under the sweep's limit (every lower step too).
+	Knee bool `json:"knee,omitempty"`
 	// Notes says what the system's numbers mean (consistency of reads,
 	// where writes go...).
 	Notes string `json:"notes,omitempty"`
