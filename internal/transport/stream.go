@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -693,6 +694,14 @@ func (c *streamConn) writeLoop() {
 				c.fail(fmt.Errorf("writing: %w", err))
 				return
 			}
+			select {
+			case f = <-c.sendq:
+				continue
+			default:
+			}
+			// Nothing queued: give the callers running now one chance to
+			// queue theirs, so one write carries them all.
+			runtime.Gosched()
 			select {
 			case f = <-c.sendq:
 				continue

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -454,6 +455,14 @@ func (c *serverConn) writeLoop() {
 				failed = true
 				break
 			}
+			select {
+			case b, more = <-c.out:
+				continue
+			default:
+			}
+			// Nothing queued: give the requests finishing now one
+			// chance to queue their answers, so one write carries them.
+			runtime.Gosched()
 			select {
 			case b, more = <-c.out:
 			default:
