@@ -252,11 +252,15 @@ func (g *guardReader) fill() error {
 	for {
 		n, err := g.r.Read(g.buf)
 		if n > 0 {
-			valid, perr := g.f.scan(g.buf[:n], func(at int) { g.bounds = append(g.bounds, at) })
-			g.end = valid
+			_, perr := g.f.scan(g.buf[:n], func(at int) { g.bounds = append(g.bounds, at) })
+			g.end = n
 			if perr != nil {
-				g.err = perr
-				if valid == 0 {
+				// Deliver the whole commands before the bad one, then fail.
+				g.err, g.end = perr, 0
+				if k := len(g.bounds); k > 0 {
+					g.end = g.bounds[k-1]
+				}
+				if g.end == 0 {
 					return g.fail()
 				}
 			}
