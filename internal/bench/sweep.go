@@ -29,14 +29,14 @@ const (
 )
 
 // DefaultSweepRates are the open-loop rates a sweep steps through.
-var DefaultSweepRates = []float64{2500, 5000, 10000, 15000, 20000, 30000, 40000, 50000, 60000, 80000}
+var DefaultSweepRates = []float64{2500, 5000, 7500, 10000, 15000, 20000, 25000, 30000, 40000, 50000, 60000}
 
 // DefaultSweepWorkloads are the workloads swept by default.
 var DefaultSweepWorkloads = []string{"read-r1", "w5r1-50"}
 
 // SweepConfig configures a rate sweep: for each workload and system, open
-// loop runs at increasing rates until one fails the limit, and the knee —
-// the highest rate whose step, and every lower one, passed.
+// loop runs at increasing rates until two in a row fail the limits, and
+// the knee — the highest rate whose step passed.
 type SweepConfig struct {
 	// Rates are the target rates in ops/s, run in increasing order
 	// (default DefaultSweepRates).
@@ -144,16 +144,24 @@ func (c SweepConfig) stepPasses(r driver.Result) bool {
 	return float64(r.Errors) <= c.MaxErrorRate*float64(r.Ops+r.Errors)
 }
 
+// sweepStopAfter is how many failed steps in a row end a system's sweep:
+// one failure on a shared machine may be a hiccup (a 10 ms stall of the
+// scheduler is a p99 miss); two in a row are the system.
+const sweepStopAfter = 2
+
 // Knee returns the index of the knee among steps (in increasing rate
-// order): the last step before the first that fails; -1 if the first
-// fails.
+// order): the highest rate whose step passed, before sweepStopAfter
+// failures in a row; -1 if none passed.
 func (c SweepConfig) Knee(steps []driver.Result) int {
-	knee := -1
+	knee, failed := -1, 0
 	for i, s := range steps {
 		if !c.stepPasses(s) {
-			break
+			if failed++; failed >= sweepStopAfter {
+				break
+			}
+			continue
 		}
-		knee = i
+		knee, failed = i, 0
 	}
 	return knee
 }
@@ -233,7 +241,7 @@ func sweepSystem(ctx context.Context, cfg Config, w Workload, sys string, peers 
 		var t *KVDBTarget
 		step = func(d driver.Config, first bool) (driver.Result, error) {
 			if sys == SystemKVDBRESP {
-				rows, err := driveKVDBRESP(ctx, cfg, k, w, []driver.Config{d}, peerBin, false)
+				rows, err := driveKVDBRESP(ctx, cfg, k, w, []driver.Config{d}, peerBin, first, false)
 				if len(rows) == 0 {
 					return driver.Result{}, err
 				}
@@ -269,6 +277,7 @@ func sweepSystem(ctx context.Context, cfg Config, w Workload, sys string, peers 
 			return res, err
 		}
 	}
+	failed := 0
 	for i, rate := range sc.Rates {
 		d := sc.sweepDrive(cfg.Drive, w, rate, cfg.OverrideWriteRatio)
 		res, err := step(d, i == 0)
@@ -278,7 +287,10 @@ func sweepSystem(ctx context.Context, cfg Config, w Workload, sys string, peers 
 		if err != nil {
 			return steps, err
 		}
-		if !sc.stepPasses(res) {
+		if failed++; sc.stepPasses(res) {
+			failed = 0
+		}
+		if failed >= sweepStopAfter {
 			break
 		}
 	}
@@ -317,8 +329,8 @@ func sweepMarkdown(rows []driver.Result, sc SweepConfig) string {
 	fmt.Fprintf(&b, "\n## Rate sweep (open loop)\n\n")
 	fmt.Fprintf(&b, "Each step: open loop at the target rate, %s measured after %s warm-up, at most %d requests in flight, latency from the intended start. "+
 		"p99 in ms per target rate; a step passes when p99 < %g ms, at least %.0f%% of the target is achieved and at most %.1f%% of the operations fail "+
-		"(`*` marks the first step that did not; the sweep stops there). The **knee** is the highest rate whose step, and every lower one, passed.\n",
-		sc.Duration, sc.Warmup, sc.InFlight, sc.P99LimitMs, sc.MinAchieved*100, sc.MaxErrorRate*100)
+		"(`*` marks a step that did not; the sweep stops after %d such steps in a row). The **knee** is the highest rate whose step passed.\n",
+		sc.Duration, sc.Warmup, sc.InFlight, sc.P99LimitMs, sc.MinAchieved*100, sc.MaxErrorRate*100, sweepStopAfter)
 	var wls, systems []string
 	var rates []float64
 	for _, r := range sweep {

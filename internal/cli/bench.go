@@ -81,11 +81,12 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&memoryKeys, "memory-keys", benchMemoryKeys, "comma-separated key counts for --memory and --memory-compare")
 	fs.BoolVar(&memCompare, "memory-compare", false, "after the runs, memory per key of a kvdb node (loaded over RESP pipelines; with kvdb-resp selected) beside Redis's INFO memory (with redis selected), at each --memory-keys")
 	fs.BoolVar(&sweep, "sweep", false, "after the runs, a rate sweep (open loop at increasing rates) per system; the knee is the highest rate with p99 under 10 ms")
-	fs.StringVar(&sweepRates, "sweep-rates", "", "comma-separated open-loop `rates` for --sweep (default 2500,5000,10000,15000,20000,30000,40000,50000,60000,80000)")
+	fs.StringVar(&sweepRates, "sweep-rates", "", "comma-separated open-loop `rates` for --sweep (default 2500,5000,7500,10000,15000,20000,25000,30000,40000,50000,60000)")
 	fs.StringVar(&sweepWls, "sweep-workloads", "read-r1,w5r1-50", "comma-separated workloads for --sweep")
 	fs.DurationVar(&sweepDur, "sweep-duration", bench.DefaultSweepDuration, "measured window of each --sweep step (after 1s warm-up)")
 	fs.IntVar(&redisBenchN, "redis-benchmark", -1, fmt.Sprintf("`requests` per test for redis-benchmark -t set,get -c 50 against kvdb's RESP port and Redis (0: skip; default %d, %d with --quick)", benchRedisBenchmarkN, benchQuickRedisBenchmarkN))
 	fs.BoolVar(&inProcess, "kvdb-inprocess", false, "run each kvdb cluster inside this process, beside the client, instead of in a child process")
+	fs.Lookup("redis-benchmark").DefValue = "0" // -1 means "per --quick"; the usage text says it
 	fs.StringVar(&serveCluster, "serve-cluster", "", "internal: be the child process that runs one kvdb cluster of this `preset` for a parent kvdb bench")
 	fs.IntVar(&serveNodes, "serve-nodes", 0, "internal: with --serve-cluster, the cluster's size (default 5)")
 	if err := parseFlags(fs, args, nil); err != nil {

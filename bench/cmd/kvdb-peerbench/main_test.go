@@ -13,6 +13,9 @@ func TestBadUsage(t *testing.T) {
 		{"--system", "etcd", "--write-ratio", "-1"},
 		{"--system", "redis", "stray"},
 		{"--no-such-flag"},
+		{"--system", "etcd", "--fill", "10"},           // --fill is for RESP
+		{"--system", "redis", "--fill", "-1"},          // negative count
+		{"--system", "kvdb-resp", "--fill-batch", "0"}, // empty pipelines
 	} {
 		var out, errb strings.Builder
 		if code := run(context.Background(), args, &out, &errb); code != 2 {

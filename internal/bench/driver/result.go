@@ -63,7 +63,7 @@ type Result struct {
 	// P99Ms, MaxMs only).
 	Phase string `json:"phase,omitempty"`
 	// Knee marks the sweep step at the highest rate whose p99 stayed
-	// under the sweep's limit (every lower step too).
+	// under the sweep's limit (bench.SweepConfig.Knee).
 	Knee bool `json:"knee,omitempty"`
 	// Notes says what the system's numbers mean (consistency of reads,
 	// where writes go...).
