@@ -85,7 +85,8 @@ func TestServeRESPFlags(t *testing.T) {
 // kvdb cluster --resp-base-port P prints node i's RESP address on P+i-1
 // and serves there.
 func TestClusterRESPBasePort(t *testing.T) {
-	base, rbase := freePort(t), freePort(t)
+	base := freePorts(t, 6)
+	rbase := base + 3
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
@@ -121,4 +122,32 @@ func TestClusterRESPBasePort(t *testing.T) {
 	if code, _, _ := runCmd(t, Cluster, "--resp-base-port", "0"); code != 2 {
 		t.Fatalf("--resp-base-port 0: exit %d, want 2", code)
 	}
+}
+
+// freePorts returns the first of n consecutive loopback ports that were
+// all free a moment ago.
+func freePorts(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		base := freePort(t)
+		if base+n-1 > 65535 {
+			continue
+		}
+		var ls []net.Listener
+		for i := range n {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				break
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if len(ls) == n {
+			return base
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
 }
