@@ -93,6 +93,7 @@ func nodeFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.DurationVar(&rc.PeerTimeout, "peer-timeout", rc.PeerTimeout, "timeout of one node-to-node message")
 	fs.DurationVar(&sc.RequestTimeout, "request-timeout", sc.RequestTimeout, "timeout of one client set or get, coordination included")
 	fs.DurationVar(&rc.RetryFor, "retry-for", rc.RetryFor, "how long updates a peer missed are kept and retried for it (hinted handoff)")
+	fs.DurationVar(&rc.TombstoneTTL, "tombstone-ttl", rc.TombstoneTTL, "how long a delete's tombstone is kept before its collection may begin\n(0: --retry-for + 2m + 4 peer timeouts, 12m8s with the defaults; at least --retry-for + 4 peer timeouts)")
 	fs.IntVar(&rc.MaxHints, "max-hints", rc.MaxHints, "most updates kept per unreachable peer (one per key); past it they are dropped and counted")
 	fs.IntVar(&rc.MaxInFlightPerPeer, "max-in-flight", rc.MaxInFlightPerPeer, "most replication messages in flight to one peer; past it an update becomes a hint")
 	enabledVar(fs, &rc.DisableHintedHandoff, "hinted-handoff", "keep updates an unreachable peer missed and deliver them when it answers again")

@@ -27,7 +27,7 @@ func TestServeUsageListsEveryFlagWithItsEnv(t *testing.T) {
 		t.Fatalf("-h exit %d", code)
 	}
 	for _, f := range []string{"id", "listen", "mode", "peers", "leader", "role", "leader-url", "w", "r", "delays",
-		"peer-timeout", "request-timeout", "retry-for", "shutdown-timeout", "max-key-bytes", "max-value-bytes",
+		"peer-timeout", "request-timeout", "retry-for", "tombstone-ttl", "shutdown-timeout", "max-key-bytes", "max-value-bytes",
 		"hinted-handoff", "read-repair", "catch-up", "data-dir", "fsync", "cluster-token", "log-level"} {
 		if !strings.Contains(stderr, "--"+f+" ") || !strings.Contains(stderr, "[env "+envName(f)+"]") {
 			t.Errorf("usage lacks --%s or %s", f, envName(f))
