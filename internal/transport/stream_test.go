@@ -627,3 +627,50 @@ func TestClusterUsesStream(t *testing.T) {
 		})
 	}
 }
+
+// Many concurrent calls, some cancelled early, all get their answers: no
+// answer is lost or given to the wrong caller.
+func TestStreamStress(t *testing.T) {
+	noLeaks(t)
+	n := startStreamNode(t, true, streamLimits)
+	p, _ := streamPeer(t, n, transport.StreamConfig{MaxInFlight: 16})
+	connected(t, p)
+	var wg sync.WaitGroup
+	var version atomic.Uint64
+	for g := range 32 {
+		wg.Go(func() {
+			for i := range 300 {
+				key := fmt.Sprintf("g%d-%d", g, i%7)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if i%10 == 9 {
+					// A caller that gives up at once.
+					ctx2, cancel2 := context.WithCancel(ctx)
+					cancel2()
+					if err := p.Replicate(ctx2, replication.Update{Key: key, Value: "x", Version: version.Add(1)}); err != nil && !errors.Is(err, context.Canceled) {
+						t.Errorf("cancelled call: %v", err)
+					}
+				}
+				v := version.Add(1)
+				value := fmt.Sprintf("%s=%d", key, v)
+				if err := p.Replicate(ctx, replication.Update{Key: key, Value: value, Version: v}); err != nil {
+					t.Errorf("replicate: %v", err)
+				}
+				e, ok, err := p.Read(ctx, key)
+				cancel()
+				switch {
+				case err != nil:
+					t.Errorf("read: %v", err)
+				case !ok || !strings.HasPrefix(e.Value, key+"="):
+					t.Errorf("read %q: %q (found %v): another call's answer", key, e.Value, ok)
+				}
+				if t.Failed() {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if p.Dials() != 1 {
+		t.Fatalf("%d dials", p.Dials())
+	}
+}
