@@ -498,7 +498,8 @@ func (n *Node) Ready() bool { return n.rep.Ready() }
 
 // Hops is what the node measured of its messages to its peers, as their
 // coordinator: one-way times of replication messages and reads (over HTTP
-// only; see package hops).
+// and the replication stream alike, not over an in-process network; see
+// package hops).
 func (n *Node) Hops() *hops.Recorder { return n.hops }
 
 // Pending is the number of writes whose background replication is still in

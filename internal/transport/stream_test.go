@@ -674,3 +674,73 @@ func TestStreamStress(t *testing.T) {
 		t.Fatalf("%d dials", p.Dials())
 	}
 }
+
+// The paper delay profile over the stream: a W5 write takes its four
+// sequential steps (ack after a 100 ms apply, 200 ms gap: 1.2 s), and R=5
+// reads made meanwhile, whose peer reads sleep 50 ms, are not held up
+// behind the sleeping applies on the same connections.
+func TestStreamPaperDelays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("paper delays take seconds")
+	}
+	cfg := cluster.Config{Preset: "w5r1"}
+	cfg.Node.Replication.Delays = replication.PaperDelays()
+	c, err := cluster.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	hc := cluster.Client()
+	defer hc.CloseIdleConnections()
+	urls := c.URLs()
+	set := func(key string) time.Duration {
+		start := time.Now()
+		resp, err := hc.Post(urls[0]+"/set", "application/json", strings.NewReader(`{"key":"`+key+`","value":"v"}`))
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		drainResp(resp)
+		if resp.StatusCode != http.StatusCreated {
+			t.Errorf("set: %d", resp.StatusCode)
+		}
+		return time.Since(start)
+	}
+	set("warm") // the streams come up (the first messages may go over HTTP)
+	before := 0
+	for _, u := range urls {
+		before += httpPeerMessages(t, u)
+	}
+	var wg sync.WaitGroup
+	var write time.Duration
+	wg.Go(func() { write = set("k") })
+	time.Sleep(150 * time.Millisecond) // the write is under way: peers sleep in its applies
+	var slowest time.Duration
+	for range 5 {
+		start := time.Now()
+		resp, err := hc.Get(urls[0] + "/get/warm?r=5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		drainResp(resp)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("get: %d", resp.StatusCode)
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	wg.Wait()
+	after := 0
+	for _, u := range urls {
+		after += httpPeerMessages(t, u)
+	}
+	if after != before {
+		t.Errorf("%d peer messages went over HTTP", after-before)
+	}
+	if write < 1200*time.Millisecond || write > 2500*time.Millisecond {
+		t.Errorf("W5 write took %v, want the paper floor of 1.2 s", write)
+	}
+	if slowest < 50*time.Millisecond || slowest > 400*time.Millisecond {
+		t.Errorf("R5 reads during the write took up to %v, want about 50 ms", slowest)
+	}
+	t.Logf("W5 write %v; R5 reads during it at most %v", write, slowest)
+}
