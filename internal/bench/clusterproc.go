@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +31,7 @@ import (
 //	child stdout, once ready:  {"urls":[...],"preset":"w5r1","mode":"leader-follower","w":5,"r":1}
 //	parent stdin -> child:     "profile PATH"  start a CPU profile into PATH
 //	                           "stop"          stop it, then reply "ok" (or "error: ...")
+//	                           "heap PATH"     write a heap profile (after a GC) into PATH
 //	                           "mem"           reply "ok {json}": the process's live heap
 //	                                           after a full GC and its RSS (ProcMem)
 //	                           end of input    shut the cluster down and exit
@@ -152,6 +156,10 @@ func ServeCluster(ctx context.Context, preset string, nodes int, in io.Reader, o
 					stopProfile()
 					stopProfile = nil
 				}
+			case "heap":
+				if herr := writeHeapProfile(arg); herr != nil {
+					reply = "error: " + herr.Error()
+				}
 			case "mem":
 				b, _ := json.Marshal(measureProcMem())
 				reply = "ok " + string(b)
@@ -244,6 +252,25 @@ func (p *clusterProc) command(line string) (string, error) {
 		return rest, nil
 	}
 	return "", errors.New(reply)
+}
+
+// HeapProfile asks the child for a heap profile into path.
+func (p *clusterProc) HeapProfile(path string) error {
+	_, err := p.command("heap " + path)
+	return err
+}
+
+// writeHeapProfile writes this process's heap profile after a GC.
+func writeHeapProfile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	return errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
 }
 
 // Mem asks the child for its memory.

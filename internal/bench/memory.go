@@ -208,6 +208,16 @@ func memoryKVDB(ctx context.Context, cfg Config, peerBin string, m *MemoryCompar
 	m.KVDBHeapBefore, m.KVDBHeapAfter = before.HeapBytes, after.HeapBytes
 	m.KVDBRSSBefore, m.KVDBRSSAfter = before.RSSBytes, after.RSSBytes
 	m.KVDBLoadSeconds, m.KVDBMeasured = fr.Seconds, true
+	if cfg.CPUProfileDir != "" {
+		path, err := filepath.Abs(filepath.Join(cfg.CPUProfileDir, fmt.Sprintf("heap-%d.pprof", m.Keys)))
+		if err == nil {
+			err = k.heapProf(path)
+		}
+		if err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
+		fmt.Fprintf(cfg.Progress, "  heap profile of the kvdb node -> %s\n", path)
+	}
 	return nil
 }
 

@@ -50,8 +50,13 @@ type Config struct {
 	// CPUProfileDir, if set, receives a CPU profile of the kvdb cluster
 	// for every kvdb run's warm-up and measured window,
 	// cpu-<workload>.pprof: of the child process, or of this whole process
-	// when the cluster runs in it (the client is labelled kvdb-bench=client).
+	// when the cluster runs in it (the client is labelled kvdb-bench=client);
+	// kvdb-resp runs write cpu-<workload>-resp.pprof, and the memory
+	// comparison a heap profile of the loaded node, heap-<keys>.pprof.
 	CPUProfileDir string
+	// SkipTable skips the benchmark table's runs (only redis-benchmark,
+	// the sweep and the memory comparison run).
+	SkipTable bool
 	// RedisBenchmarkRequests, if positive, runs `redis-benchmark -t set,get
 	// -n RedisBenchmarkRequests -c 50` after the table against kvdb's
 	// RESP port (a w5r1 cluster's leader, with kvdb-resp selected) and
@@ -142,7 +147,11 @@ func Run(ctx context.Context, cfg Config) ([]driver.Result, error) {
 		total     = len(cfg.Workloads) * len(cfg.Systems)
 		n         = 0
 	)
-	for _, w := range cfg.Workloads {
+	workloads := cfg.Workloads
+	if cfg.SkipTable {
+		workloads = nil
+	}
+	for _, w := range workloads {
 		drive := cfg.Drive
 		if !cfg.OverrideWriteRatio {
 			drive.WriteRatio = w.WriteRatio
@@ -353,8 +362,10 @@ type kvdbCluster struct {
 	where string
 	// startProf and stopProf run a CPU profile of the cluster.
 	startProf, stopProf func(path string) error
-	// mem measures the cluster's process.
-	mem   func() (ProcMem, error)
+	// mem measures the cluster's process; heapProf writes its heap
+	// profile.
+	mem      func() (ProcMem, error)
+	heapProf func(path string) error
 	close func() error
 }
 
@@ -371,6 +382,7 @@ func startKVDB(ctx context.Context, cfg Config, preset string, nodes int) (*kvdb
 			startProf: cp.StartProfile,
 			stopProf:  func(string) error { return cp.StopProfile() },
 			mem:       cp.Mem,
+			heapProf:  cp.HeapProfile,
 			close:     cp.Close,
 		}, nil
 	}
@@ -397,6 +409,7 @@ func startKVDB(ctx context.Context, cfg Config, preset string, nodes int) (*kvdb
 		},
 		stopProf: func(string) error { stop(); return nil },
 		mem:      func() (ProcMem, error) { return measureProcMem(), nil },
+		heapProf: writeHeapProfile,
 		close:    closeC,
 	}, nil
 }
@@ -504,7 +517,7 @@ func runKVDBRESP(ctx context.Context, cfg Config, w Workload, drive driver.Confi
 		return res, err
 	}
 	defer func() { err = errors.Join(err, k.close()) }()
-	rows, err := driveKVDBRESP(ctx, cfg, k, w, []driver.Config{drive}, peerBin, cfg.CPUProfileDir != "")
+	rows, err := driveKVDBRESP(ctx, cfg, k, w, []driver.Config{drive}, peerBin, true, cfg.CPUProfileDir != "")
 	if len(rows) > 0 {
 		res = rows[0]
 	}
@@ -512,14 +525,15 @@ func runKVDBRESP(ctx context.Context, cfg Config, w Workload, drive driver.Confi
 }
 
 // driveKVDBRESP runs each drive in turn against the cluster's RESP ports
-// through kvdb-peerbench --system kvdb-resp (the first run preloads).
-func driveKVDBRESP(ctx context.Context, cfg Config, k *kvdbCluster, w Workload, drives []driver.Config, peerBin string, profile bool) ([]driver.Result, error) {
+// through kvdb-peerbench --system kvdb-resp (the first run preloads when
+// preload is set).
+func driveKVDBRESP(ctx context.Context, cfg Config, k *kvdbCluster, w Workload, drives []driver.Config, peerBin string, preload, profile bool) ([]driver.Result, error) {
 	var rows []driver.Result
 	for i, drive := range drives {
 		run := PeerRun{
 			Bin: peerBin, System: SystemKVDBRESP, Workload: w.Name, Drive: drive,
 			Env:     map[string]string{"REDIS_ADDRS": strings.Join(k.info.respLeaderFirst(), ",")},
-			Preload: i == 0, WriteAll: k.leaderless(), Progress: cfg.Progress,
+			Preload: preload && i == 0, WriteAll: k.leaderless(), Progress: cfg.Progress,
 		}
 		var res driver.Result
 		f := func() (err error) { res, err = run.Run(ctx); return err }

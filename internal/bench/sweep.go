@@ -24,8 +24,8 @@ const (
 	DefaultSweepMinAchieved  = 0.9
 	DefaultSweepMaxErrorRate = 0.001
 	DefaultSweepDuration     = 3 * time.Second
-	DefaultSweepWarmup       = time.Second
-	DefaultSweepInFlight     = 256
+	DefaultSweepWarmup       = 2 * time.Second
+	DefaultSweepInFlight     = 64
 )
 
 // DefaultSweepRates are the open-loop rates a sweep steps through.
@@ -43,10 +43,11 @@ type SweepConfig struct {
 	Rates []float64
 	// Workloads to sweep (default DefaultSweepWorkloads).
 	Workloads []Workload
-	// Duration and Warmup of each step (default 3s and 1s).
+	// Duration and Warmup of each step (default 3s and 2s).
 	Duration, Warmup time.Duration
 	// InFlight caps requests in flight (the open loop's Concurrency;
-	// default 256).
+	// default 64: enough for 60,000 ops/s at 1 ms, and the peer client
+	// opens that many connections per node before each step).
 	InFlight int
 	// P99LimitMs is the p99 a step must stay under (default 10 ms).
 	P99LimitMs float64

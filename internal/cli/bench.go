@@ -60,6 +60,7 @@ func Bench(ctx context.Context, args []string, env Env) int {
 		memoryKeys   string
 		memCompare   bool
 		sweep        bool
+		table        bool
 		sweepRates   string
 		sweepWls     string
 		sweepDur     time.Duration
@@ -80,10 +81,11 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	fs.BoolVar(&memory, "memory", false, "measure the store's bytes per key instead, in this process (--memory-keys keys of --value-size bytes)")
 	fs.StringVar(&memoryKeys, "memory-keys", benchMemoryKeys, "comma-separated key counts for --memory and --memory-compare")
 	fs.BoolVar(&memCompare, "memory-compare", false, "after the runs, memory per key of a kvdb node (loaded over RESP pipelines; with kvdb-resp selected) beside Redis's INFO memory (with redis selected), at each --memory-keys")
+	fs.BoolVar(&table, "table", true, "run the benchmark table (--table=false: only redis-benchmark, --sweep and --memory-compare)")
 	fs.BoolVar(&sweep, "sweep", false, "after the runs, a rate sweep (open loop at increasing rates) per system; the knee is the highest rate with p99 under 10 ms")
 	fs.StringVar(&sweepRates, "sweep-rates", "", "comma-separated open-loop `rates` for --sweep (default 2500,5000,7500,10000,15000,20000,25000,30000,40000,50000,60000)")
 	fs.StringVar(&sweepWls, "sweep-workloads", "read-r1,w5r1-50", "comma-separated workloads for --sweep")
-	fs.DurationVar(&sweepDur, "sweep-duration", bench.DefaultSweepDuration, "measured window of each --sweep step (after 1s warm-up)")
+	fs.DurationVar(&sweepDur, "sweep-duration", bench.DefaultSweepDuration, "measured window of each --sweep step (after 2s warm-up)")
 	fs.IntVar(&redisBenchN, "redis-benchmark", -1, fmt.Sprintf("`requests` per test for redis-benchmark -t set,get -c 50 against kvdb's RESP port and Redis (0: skip; default %d, %d with --quick)", benchRedisBenchmarkN, benchQuickRedisBenchmarkN))
 	fs.BoolVar(&inProcess, "kvdb-inprocess", false, "run each kvdb cluster inside this process, beside the client, instead of in a child process")
 	fs.Lookup("redis-benchmark").DefValue = "0" // -1 means "per --quick"; the usage text says it
@@ -154,7 +156,7 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	cfg := bench.Config{
 		Drive: drive, OverrideWriteRatio: given["write-ratio"], PeerBench: peerBench,
 		PeersDir: peersDir, EtcdSerializable: serializable, CPUProfileDir: cpuDir, Progress: env.Stdout,
-		RedisBenchmarkRequests: redisBenchN,
+		RedisBenchmarkRequests: redisBenchN, SkipTable: !table,
 	}
 	var memOut []bench.MemoryComparison
 	if memCompare {
