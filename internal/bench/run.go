@@ -366,7 +366,7 @@ type kvdbCluster struct {
 	// profile.
 	mem      func() (ProcMem, error)
 	heapProf func(path string) error
-	close func() error
+	close    func() error
 }
 
 // startKVDB starts a cluster of the preset (delays off, RESP on) with
