@@ -101,9 +101,10 @@ func parseVmRSS(status string) uint64 {
 // ServeCluster is the child side: it starts an in-process cluster of the
 // preset (delays off, free loopback ports, RESP on), prints its ready line
 // on out and serves commands from in until in ends or ctx does. nodes is
-// the cluster size (0: 5).
-func ServeCluster(ctx context.Context, preset string, nodes int, in io.Reader, out io.Writer) (err error) {
-	c, err := cluster.Start(ctx, cluster.Config{Preset: preset, N: nodes, RESP: true, Node: node.Config{Replication: replication.Config{Delays: replication.NoDelays()}}})
+// the cluster size (0: 5); peerTransport the nodes' node-to-node
+// transport (node.PeerStream or node.PeerHTTP; "": the node default).
+func ServeCluster(ctx context.Context, preset string, nodes int, peerTransport string, in io.Reader, out io.Writer) (err error) {
+	c, err := cluster.Start(ctx, clusterConfig(preset, nodes, peerTransport))
 	if err != nil {
 		return err
 	}
@@ -183,6 +184,12 @@ func (i clusterInfo) respLeaderFirst() []string {
 	return addrs
 }
 
+// clusterConfig is the benchmark's cluster: delays off, RESP on.
+func clusterConfig(preset string, nodes int, peerTransport string) cluster.Config {
+	return cluster.Config{Preset: preset, N: nodes, RESP: true,
+		Node: node.Config{PeerTransport: peerTransport, Replication: replication.Config{Delays: replication.NoDelays()}}}
+}
+
 // clusterProc is the parent's handle on a child cluster.
 type clusterProc struct {
 	cmd   *exec.Cmd
@@ -193,10 +200,13 @@ type clusterProc struct {
 
 // startClusterProc runs `exe bench --serve-cluster preset` (with
 // --serve-nodes when nodes is not zero) and waits for its ready line.
-func startClusterProc(ctx context.Context, exe, preset string, nodes int, logs io.Writer) (*clusterProc, error) {
+func startClusterProc(ctx context.Context, exe, preset string, nodes int, peerTransport string, logs io.Writer) (*clusterProc, error) {
 	args := []string{"bench", "--serve-cluster", preset}
 	if nodes > 0 {
 		args = append(args, "--serve-nodes", strconv.Itoa(nodes))
+	}
+	if peerTransport != "" {
+		args = append(args, "--peer-transport", peerTransport)
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = logs

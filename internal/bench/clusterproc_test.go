@@ -19,7 +19,7 @@ func TestServeClusterProtocol(t *testing.T) {
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeCluster(context.Background(), "leaderless", 0, inR, outW)
+		done <- ServeCluster(context.Background(), "leaderless", 0, "", inR, outW)
 		outW.Close()
 	}()
 	out := bufio.NewReader(outR)

@@ -47,6 +47,9 @@ type Config struct {
 	// a child process (`KVDBExe bench --serve-cluster PRESET`), as the
 	// peers run in theirs. Empty: the cluster runs in this process.
 	KVDBExe string
+	// PeerTransport is the kvdb nodes' node-to-node transport
+	// (node.PeerStream, node.PeerHTTP; "": the node default, the stream).
+	PeerTransport string
 	// CPUProfileDir, if set, receives a CPU profile of the kvdb cluster
 	// for every kvdb run's warm-up and measured window,
 	// cpu-<workload>.pprof: of the child process, or of this whole process
@@ -103,6 +106,9 @@ func (c *Config) Validate() error {
 		if err := c.Sweep.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.PeerTransport != "" && c.PeerTransport != node.PeerStream && c.PeerTransport != node.PeerHTTP {
+		errs = append(errs, fmt.Errorf("peer transport %q: want %s or %s", c.PeerTransport, node.PeerStream, node.PeerHTTP))
 	}
 	if c.RedisBenchmarkRequests < 0 {
 		errs = append(errs, errors.New("redis-benchmark requests must not be negative"))
@@ -373,7 +379,7 @@ type kvdbCluster struct {
 // nodes nodes (0: 5), in a child process when cfg.KVDBExe is set.
 func startKVDB(ctx context.Context, cfg Config, preset string, nodes int) (*kvdbCluster, error) {
 	if cfg.KVDBExe != "" {
-		cp, err := startClusterProc(ctx, cfg.KVDBExe, preset, nodes, cfg.Progress)
+		cp, err := startClusterProc(ctx, cfg.KVDBExe, preset, nodes, cfg.PeerTransport, cfg.Progress)
 		if err != nil {
 			return nil, err
 		}
@@ -386,7 +392,7 @@ func startKVDB(ctx context.Context, cfg Config, preset string, nodes int) (*kvdb
 			close:     cp.Close,
 		}, nil
 	}
-	c, err := cluster.Start(ctx, cluster.Config{Preset: preset, N: nodes, RESP: true, Node: node.Config{Replication: replication.Config{Delays: replication.NoDelays()}}})
+	c, err := cluster.Start(ctx, clusterConfig(preset, nodes, cfg.PeerTransport))
 	if err != nil {
 		return nil, err
 	}
@@ -503,8 +509,8 @@ func driveKVDB(ctx context.Context, cfg Config, k *kvdbCluster, w Workload, driv
 		writes = "writes round robin to every node (each coordinates)"
 	}
 	for i := range rows {
-		rows[i].Notes = fmt.Sprintf("kvdb %s (%s, N=%d W=%d R=%d), delays none, 5 nodes %s; HTTP through the public Go client; %s, reads round robin to every node",
-			info.Preset, info.Mode, len(info.URLs), info.W, info.R, k.where, writes)
+		rows[i].Notes = fmt.Sprintf("kvdb %s (%s, N=%d W=%d R=%d), delays none, node-to-node %s, 5 nodes %s; HTTP through the public Go client; %s, reads round robin to every node",
+			info.Preset, info.Mode, len(info.URLs), info.W, info.R, peerTransportName(cfg.PeerTransport), k.where, writes)
 	}
 	return rows, err
 }
@@ -544,8 +550,8 @@ func driveKVDBRESP(ctx context.Context, cfg Config, k *kvdbCluster, w Workload, 
 			err = f()
 		}
 		if res.Mode != "" {
-			res.Notes = fmt.Sprintf("kvdb %s (%s, N=%d W=%d R=%d), delays none, 5 nodes %s; %s",
-				k.info.Preset, k.info.Mode, len(k.info.URLs), k.info.W, k.info.R, k.where, res.Notes)
+			res.Notes = fmt.Sprintf("kvdb %s (%s, N=%d W=%d R=%d), delays none, node-to-node %s, 5 nodes %s; %s",
+				k.info.Preset, k.info.Mode, len(k.info.URLs), k.info.W, k.info.R, peerTransportName(cfg.PeerTransport), k.where, res.Notes)
 			rows = append(rows, res)
 		}
 		if err != nil {
@@ -553,6 +559,14 @@ func driveKVDBRESP(ctx context.Context, cfg Config, k *kvdbCluster, w Workload, 
 		}
 	}
 	return rows, nil
+}
+
+// peerTransportName names the nodes' transport for the notes.
+func peerTransportName(t string) string {
+	if t == "" {
+		t = node.DefaultConfig().PeerTransport
+	}
+	return t
 }
 
 // LoadAverage returns the 1, 5 and 15 minute load averages

@@ -68,6 +68,7 @@ func Bench(ctx context.Context, args []string, env Env) int {
 		inProcess    bool
 		serveCluster string
 		serveNodes   int
+		peerTrans    string
 	)
 	fs.StringVar(&workloads, "workloads", "all", "comma-separated subset of: "+joinNames(bench.WorkloadNames())+" (all: every one but the extra w5r1-writes)")
 	fs.StringVar(&systems, "systems", "all", "comma-separated subset of: "+joinNames(bench.Systems()))
@@ -88,6 +89,7 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	fs.DurationVar(&sweepDur, "sweep-duration", bench.DefaultSweepDuration, "measured window of each --sweep step (after 2s warm-up)")
 	fs.IntVar(&redisBenchN, "redis-benchmark", -1, fmt.Sprintf("`requests` per test for redis-benchmark -t set,get -c 50 against kvdb's RESP port and Redis (0: skip; default %d, %d with --quick)", benchRedisBenchmarkN, benchQuickRedisBenchmarkN))
 	fs.BoolVar(&inProcess, "kvdb-inprocess", false, "run each kvdb cluster inside this process, beside the client, instead of in a child process")
+	fs.StringVar(&peerTrans, "peer-transport", "", "kvdb nodes' node-to-node transport: stream or http (default: the node default, stream)")
 	fs.Lookup("redis-benchmark").DefValue = "0" // -1 means "per --quick"; the usage text says it
 	fs.StringVar(&serveCluster, "serve-cluster", "", "internal: be the child process that runs one kvdb cluster of this `preset` for a parent kvdb bench")
 	fs.IntVar(&serveNodes, "serve-nodes", 0, "internal: with --serve-cluster, the cluster's size (default 5)")
@@ -98,7 +100,7 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
 	if serveCluster != "" {
-		if err := bench.ServeCluster(ctx, serveCluster, serveNodes, os.Stdin, env.Stdout); err != nil {
+		if err := bench.ServeCluster(ctx, serveCluster, serveNodes, peerTrans, os.Stdin, env.Stdout); err != nil {
 			fmt.Fprintf(env.Stderr, "kvdb bench --serve-cluster: %v\n", err)
 			return 1
 		}
@@ -156,7 +158,7 @@ func Bench(ctx context.Context, args []string, env Env) int {
 	cfg := bench.Config{
 		Drive: drive, OverrideWriteRatio: given["write-ratio"], PeerBench: peerBench,
 		PeersDir: peersDir, EtcdSerializable: serializable, CPUProfileDir: cpuDir, Progress: env.Stdout,
-		RedisBenchmarkRequests: redisBenchN, SkipTable: !table,
+		RedisBenchmarkRequests: redisBenchN, SkipTable: !table, PeerTransport: peerTrans,
 	}
 	var memOut []bench.MemoryComparison
 	if memCompare {
