@@ -236,7 +236,9 @@ func (p *StreamPeer) dial() {
 	p.dialing = false
 	if p.closed {
 		if c != nil {
-			go c.fail(errors.New("the node closed its peer transport")) // fail takes p.mu
+			p.mu.Unlock() // fail takes it
+			c.fail(errors.New("the node closed its peer transport"))
+			p.mu.Lock()
 		}
 		return
 	}
