@@ -278,10 +278,19 @@ func sweepSystem(ctx context.Context, cfg Config, w Workload, sys string, peers 
 			return res, err
 		}
 	}
+	// A priming step at the lowest rate, not recorded: the preload, a
+	// fresh process's first connections and heap growth stay out of the
+	// first measured step.
+	prime := sc.sweepDrive(cfg.Drive, w, sc.Rates[0], cfg.OverrideWriteRatio)
+	prime.Duration, prime.Warmup = time.Second, 0
+	prime.SetDefaults()
+	if _, err := step(prime, true); err != nil {
+		return nil, fmt.Errorf("priming step: %w", err)
+	}
 	failed := 0
-	for i, rate := range sc.Rates {
+	for _, rate := range sc.Rates {
 		d := sc.sweepDrive(cfg.Drive, w, rate, cfg.OverrideWriteRatio)
-		res, err := step(d, i == 0)
+		res, err := step(d, false)
 		if res.Mode != "" {
 			steps = append(steps, res)
 		}
