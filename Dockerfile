@@ -16,13 +16,19 @@
 # has one: KVDB_ID, KVDB_MODE, KVDB_PEERS, KVDB_W, KVDB_R, KVDB_DELAYS, ...).
 #
 # Leader-follower nodes elect their leader with raft over this same HTTP
-# port (an upgrade at /internal/raft), so 8080 is the only port. Between
-# containers that needs KVDB_CLUSTER_TOKEN (without a token /internal/
-# answers loopback callers only); KVDB_REDIRECT_URLS=node1=http://host:port,...
+# port (an upgrade at /internal/raft): nodes talk to each other on 8080
+# only. Between containers that needs KVDB_CLUSTER_TOKEN (without a token
+# /internal/ answers loopback callers only); KVDB_REDIRECT_URLS=node1=http://host:port,...
 # names the URL clients outside Docker reach each member at, where followers
 # redirect writes (307) when it leads; KVDB_LEADER names the founding member
 # (it leads first). The election timings are KVDB_ELECTION_HEARTBEAT,
 # KVDB_ELECTION_TIMEOUT, KVDB_LEADER_LEASE and KVDB_LEADER_CATCHUP_WAIT.
+#
+# Every node also speaks the Redis protocol (RESP) on 6379
+# (KVDB_RESP_ADDR=:6379 by default; -e KVDB_RESP_ADDR= turns it off).
+# KVDB_RESP_PEERS=node1=host:port,... names the RESP address clients outside
+# Docker reach each member at (its published port): a follower's
+# "-READONLY ... (leader: <id> <addr>)" answer to a write names the leader's.
 FROM scratch
 
 ARG BINARY=bin/kvdb-linux-amd64
@@ -37,9 +43,11 @@ LABEL org.opencontainers.image.title="kvdb" \
 
 # Defaults for one node; override any of them with -e.
 ENV KVDB_LISTEN=:8080 \
+    KVDB_RESP_ADDR=:6379 \
     KVDB_LOG_LEVEL=info
 
-EXPOSE 8080
+# HTTP API (and raft between nodes), Redis protocol.
+EXPOSE 8080 6379
 
 # Non-root. scratch has no /etc/passwd, so the user is numeric.
 USER 65532:65532

@@ -9,7 +9,14 @@
 # Leader-follower failover: the nodes elect their leader with raft
 # (hashicorp/raft), carried over each node's own HTTP port (an HTTP upgrade
 # at /internal/raft, guarded by the cluster token like every /internal/
-# endpoint), so no second port is published or opened between containers.
+# endpoint), so no second port is opened between containers.
+#
+# Redis protocol: every node also serves RESP on container port 6379
+# (KVDB_RESP_ADDR), published on host_ip at resp_base_port + i - 1 for node
+# i, as base_port numbers the HTTP ports (resp_base_port = 0: no RESP).
+# KVDB_RESP_PEERS names each member's published RESP address, so a
+# follower's "-READONLY ... (leader: <id> <host:port>)" points a client
+# outside Docker at whichever node leads.
 # node1 founds the cluster and leads first (KVDB_LEADER=node1, KVDB_ROLE:
 # the starting role); after that the election decides. Every node knows
 # every member's published URL (KVDB_REDIRECT_URLS), so a follower
@@ -33,6 +40,9 @@ locals {
   node_ids       = ["node1", "node2", "node3", "node4", "node5"]
   leader_id      = "node1" # leader-follower: the first member leads
   container_port = 8080
+  # The Redis protocol's container port (KVDB_RESP_ADDR), when resp is on.
+  container_resp_port = 6379
+  resp                = var.resp_base_port != 0
 
   network = "${var.name_prefix}-net"
   # The host clients use for the published ports (URLs in the outputs and
@@ -44,6 +54,8 @@ locals {
       container = "${var.name_prefix}-${id}"
       host_port = var.base_port + i
       url       = "http://${local.public_host}:${var.base_port + i}"
+      resp_port = local.resp ? var.resp_base_port + i : null
+      resp_addr = local.resp ? "${local.public_host}:${var.resp_base_port + i}" : null
     }
   }
   # Peers reach each other by container name on the dedicated network.
@@ -52,6 +64,10 @@ locals {
   # Where a follower sends clients (307) when that member leads: its
   # published URL, not the container name only the Docker network resolves.
   redirect_urls = join(",", [for id in local.node_ids : "${id}=${local.nodes[id].url}"])
+  # KVDB_RESP_PEERS: each member's published RESP address, named in a
+  # follower's READONLY answer when that member leads (INFO replication's
+  # kvdb_leader_addr too).
+  resp_peers = local.resp ? join(",", [for id in local.node_ids : "${id}=${local.nodes[id].resp_addr}"]) : ""
 
   labels = merge(var.labels, {
     "app"          = "kvdb"
@@ -126,6 +142,8 @@ resource "terraform_data" "node" {
     delays          = var.delays
     peers           = local.peers
     port            = "${var.host_ip}:${each.value.host_port}"
+    resp_port       = local.resp ? "${var.host_ip}:${each.value.resp_port}" : ""
+    resp_peers      = local.resp_peers
     redirect_urls   = local.redirect_urls
     labels          = local.label_args
     token           = local.cluster_token
@@ -141,6 +159,13 @@ resource "terraform_data" "node" {
 
   depends_on = [terraform_data.image]
 
+  lifecycle {
+    precondition {
+      condition     = !local.resp || var.resp_base_port >= var.base_port + length(local.node_ids) || var.resp_base_port + length(local.node_ids) <= var.base_port
+      error_message = "The RESP ports (resp_base_port ${var.resp_base_port}..+4) overlap the HTTP ports (base_port ${var.base_port}..+4): choose ranges five ports apart, or resp_base_port = 0 for no RESP."
+    }
+  }
+
   provisioner "local-exec" {
     # Values travel as environment variables (docker run -e NAME copies the
     # caller's value), so no secret or odd character ends up in the command.
@@ -149,6 +174,8 @@ resource "terraform_data" "node" {
     environment = merge(var.extra_env, {
       KVDB_ID                  = each.key
       KVDB_LISTEN              = ":${local.container_port}"
+      KVDB_RESP_ADDR           = local.resp ? ":${local.container_resp_port}" : ""
+      KVDB_RESP_PEERS          = local.resp_peers
       KVDB_MODE                = local.preset.mode
       KVDB_PEERS               = local.peers
       KVDB_LEADER              = local.leader_follower ? local.leader_id : ""
@@ -172,8 +199,9 @@ resource "terraform_data" "node" {
       "docker run -d --name '${each.value.container}' --hostname '${each.value.container}'",
       "--network '${terraform_data.network.output.name}' ${local.label_args} --label 'kvdb.node=${each.key}'",
       "-p '${var.host_ip}:${each.value.host_port}:${local.container_port}'",
+      local.resp ? "-p '${var.host_ip}:${each.value.resp_port}:${local.container_resp_port}'" : "",
       "--health-interval '${var.health_interval}' --health-start-period 30s",
-      "-e KVDB_ID -e KVDB_LISTEN -e KVDB_MODE -e KVDB_PEERS -e KVDB_LEADER -e KVDB_ROLE -e KVDB_REDIRECT_URLS",
+      "-e KVDB_ID -e KVDB_LISTEN -e KVDB_RESP_ADDR -e KVDB_RESP_PEERS -e KVDB_MODE -e KVDB_PEERS -e KVDB_LEADER -e KVDB_ROLE -e KVDB_REDIRECT_URLS",
       "-e KVDB_ELECTION_HEARTBEAT -e KVDB_ELECTION_TIMEOUT -e KVDB_LEADER_LEASE -e KVDB_LEADER_CATCHUP_WAIT",
       "-e KVDB_W -e KVDB_R -e KVDB_DELAYS -e KVDB_REQUEST_TIMEOUT -e KVDB_PEER_TIMEOUT -e KVDB_RETRY_FOR",
       "-e KVDB_CLUSTER_TOKEN -e KVDB_LOG_LEVEL ${join(" ", [for k in sort(keys(var.extra_env)) : "-e ${k}"])}",

@@ -54,3 +54,20 @@ output "cluster_token" {
   value       = local.cluster_token
   sensitive   = true
 }
+
+output "resp_addrs" {
+  description = "Published Redis-protocol (RESP) address (host:port) of every node, node1..node5 in order; null when resp_base_port = 0."
+  value       = local.resp ? [for id in local.node_ids : local.nodes[id].resp_addr] : null
+  depends_on  = [terraform_data.ready]
+}
+
+output "resp_peers" {
+  description = "KVDB_RESP_PEERS given to every node: each member's published RESP address, named in a follower's READONLY answer when that member leads; null when resp_base_port = 0."
+  value       = local.resp ? local.resp_peers : null
+}
+
+output "redis_cli" {
+  description = "A ready-to-paste redis-cli command for node1 (the first leader in leader-follower configs; any node coordinates in leaderless); append a command (set k v, get k, info replication). null when resp_base_port = 0."
+  value       = local.resp ? "redis-cli -h ${local.public_host} -p ${local.nodes["node1"].resp_port}" : null
+  depends_on  = [terraform_data.ready]
+}

@@ -31,6 +31,17 @@ variable "base_port" {
   }
 }
 
+variable "resp_base_port" {
+  description = "Host port of node1's Redis-protocol (RESP) listener; node2..node5 get the next four ports, published on host_ip only, as base_port numbers the HTTP ports. 0: no RESP listener."
+  type        = number
+  default     = 6379
+
+  validation {
+    condition     = var.resp_base_port == 0 || (var.resp_base_port >= 1024 && var.resp_base_port <= 65531 && floor(var.resp_base_port) == var.resp_base_port)
+    error_message = "The resp_base_port must be 0 (no RESP) or an integer in 1024..65531 (five consecutive ports are used)."
+  }
+}
+
 variable "host_ip" {
   description = "Host address the node ports are published on (loopback by default: the cluster is not reachable from other machines)."
   type        = string
@@ -128,7 +139,7 @@ variable "retry_for" {
 }
 
 variable "public_host" {
-  description = "Host name or IPv4 address clients use to reach the published ports: the node URLs in the outputs and the URL a follower redirects a write to (307) when that node leads (KVDB_REDIRECT_URLS). Empty: host_ip (127.0.0.1 when host_ip is 0.0.0.0)."
+  description = "Host name or IPv4 address clients use to reach the published ports: the node URLs in the outputs, the URL a follower redirects a write to (307) when that node leads (KVDB_REDIRECT_URLS) and the RESP address its READONLY answer names (KVDB_RESP_PEERS). Empty: host_ip (127.0.0.1 when host_ip is 0.0.0.0)."
   type        = string
   default     = ""
 
