@@ -34,6 +34,7 @@ tf_vars() {
   local -a v=()
   [ -n "${DELAYS:-}" ] && v+=(-var "delays=$DELAYS")
   [ -n "${BASE_PORT:-}" ] && v+=(-var "base_port=$BASE_PORT")
+  [ -n "${RESP_BASE_PORT:-}" ] && v+=(-var "resp_base_port=$RESP_BASE_PORT")
   [ -n "${NAME_PREFIX:-}" ] && v+=(-var "name_prefix=$NAME_PREFIX")
   [ -n "${IMAGE:-}" ] && v+=(-var "image=$IMAGE")
   [ -n "${REQUEST_TIMEOUT:-}" ] && v+=(-var "request_timeout=$REQUEST_TIMEOUT")
@@ -52,6 +53,36 @@ tf_vars() {
 # whichever node leads).
 node_urls() {
   tf output -json node_urls | tr -d '[]" \n' | sed 's/,$//'
+}
+
+# resp_addrs prints the deployed nodes' published Redis-protocol (RESP)
+# addresses, host:port, comma-separated, node1 first; nothing when the
+# cluster has no RESP listeners (RESP_BASE_PORT=0).
+resp_addrs() {
+  tf output -json resp_addrs 2>/dev/null | tr -d '[]" \n' | sed -e 's/,$//' -e 's/^null$//'
+}
+
+# resp_ping HOST:PORT sends PING over the Redis protocol (bash's /dev/tcp:
+# no redis-cli needed) and succeeds if +PONG comes back within 2 seconds.
+resp_ping() {
+  # The script runs in a child bash (so timeout bounds the connect too);
+  # its $0 and $1 are the host and the port.
+  # shellcheck disable=SC2016
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "*1\r\n\$4\r\nPING\r\n" >&3 && IFS= read -r line <&3 && [[ "$line" == "+PONG"* ]]' \
+    "${1%:*}" "${1##*:}" 2>/dev/null
+}
+
+# wait_resp HOST:PORT... polls every address with resp_ping until each
+# answers PONG, for at most ${HEALTH_TIMEOUT:-60} seconds.
+wait_resp() {
+  local deadline=$(( $(date +%s) + ${HEALTH_TIMEOUT:-60} )) a
+  for a in "$@"; do
+    until resp_ping "$a"; do
+      [ "$(date +%s)" -lt "$deadline" ] || die "RESP at $a did not answer PING within ${HEALTH_TIMEOUT:-60}s"
+      sleep 0.5
+    done
+  done
+  log "RESP answers PING: $*"
 }
 
 # wait_healthy URL... polls GET /health on every URL until each answers 200,
@@ -179,6 +210,7 @@ environment (all optional):
   OUT=results/docker-<time>   results folder
   DELAYS=paper                delay profile (paper, none, paper*0.1)
   BASE_PORT=8080              node1's host port (node2..5 follow)
+  RESP_BASE_PORT=6379         node1's Redis-protocol host port (node2..5 follow; 0: none)
   and every other variable scripts/deploy.sh -h lists (election timings, ...)
   KEEP=1                      leave the last cluster running (default: clean up on exit)
 USAGE

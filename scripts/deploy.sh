@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploys a five-node kvdb cluster on the local Docker engine with Terraform
 # (terraform/), waits until every node answers /health, and prints the node
-# URLs. Re-running with another config replaces the containers in place.
+# URLs and Redis-protocol (RESP) addresses. Re-running with another config
+# replaces the containers in place.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"
@@ -19,11 +20,14 @@ CONFIG is one of: ${CONFIGS[*]}
 environment (all optional):
   DELAYS=paper|none|paper*0.1   delay profile (default paper)
   BASE_PORT=8080                node1's host port; node2..node5 follow (published on 127.0.0.1)
+  RESP_BASE_PORT=6379           node1's Redis-protocol (RESP) host port; node2..node5 follow
+                                (published on 127.0.0.1; 0: no RESP listener)
   NAME_PREFIX=kvdb              container and network name prefix
   IMAGE=kvdb:latest             image tag (built from this checkout during apply)
   REQUEST_TIMEOUT=5s            bound on one client request
-  PUBLIC_HOST=127.0.0.1         host clients reach the published ports at (node URLs, and where
-                                followers redirect writes when that node leads; default: host_ip)
+  PUBLIC_HOST=127.0.0.1         host clients reach the published ports at (node URLs, where
+                                followers redirect writes when that node leads, and the RESP
+                                address their READONLY answer names; default: host_ip)
 leader-follower failover (raft over each node's HTTP port; defaults are the node's):
   ELECTION_HEARTBEAT=500ms      a follower that hears no leader for this long (x1-2) starts an election
   ELECTION_TIMEOUT=500ms        a candidate without enough votes tries again after this (x1-2)
@@ -33,7 +37,7 @@ leader-follower failover (raft over each node's HTTP port; defaults are the node
   KVDB_CLUSTER_TOKEN=...        shared secret for /internal/ and PUT /config (default: a random
                                 one generated at the first deploy and kept in the Terraform state;
                                 the nodes need one, they talk over the Docker network, not loopback)
-  HEALTH_TIMEOUT=60             seconds to wait for /health
+  HEALTH_TIMEOUT=60             seconds to wait for /health (and for RESP to answer PING)
   VERBOSE=1                     show Terraform's whole output
 USAGE
 }
@@ -70,7 +74,7 @@ if tf state list 2>/dev/null | grep -q '^terraform_data.node'; then
   [ "${#REPLACE[@]}" -eq 0 ] || REPLACE+=(-replace=terraform_data.ready)
 fi
 
-log "deploying $CONFIG (delays ${DELAYS:-paper}, base port ${BASE_PORT:-8080})"
+log "deploying $CONFIG (delays ${DELAYS:-paper}, base port ${BASE_PORT:-8080}, RESP base port ${RESP_BASE_PORT:-6379})"
 start=$(date +%s)
 # Terraform's full output goes to a log (shown on failure, or with VERBOSE=1).
 tflog="$(mktemp)"
@@ -85,6 +89,12 @@ grep -E '^(Apply complete|terraform_data.ready \(local-exec\): kvdb:)' "$tflog" 
 URLS="$(node_urls)"
 IFS=',' read -r -a U <<<"$URLS"
 wait_healthy "${U[@]}"
+RESP="$(resp_addrs)"
+R=()
+if [ -n "$RESP" ]; then
+  IFS=',' read -r -a R <<<"$RESP"
+  wait_resp "${R[@]}"
+fi
 leader=""
 if [ "$CONFIG" != leaderless ]; then
   # Writes need an elected leader that has caught up (apply waits for one;
@@ -94,11 +104,19 @@ fi
 log "deployed $CONFIG in $(( $(date +%s) - start ))s"
 echo "config:    $CONFIG"
 echo "nodes:     $URLS"
+[ "${#R[@]}" -eq 0 ] || echo "resp:      $RESP (Redis protocol, node1..node5)"
+# The RESP address of the node that leads now (node1 in leaderless: any
+# node coordinates).
+lead=0
 if [ -n "$leader" ]; then
   echo "leader:    $leader (elected; a follower redirects writes there with 307: curl -L follows)"
   echo "try:       curl -L -X POST ${U[1]}/set -d '{\"key\":\"k\",\"value\":\"v\"}'; curl ${U[2]}/get/k"
+  for i in "${!U[@]}"; do [ "${U[$i]}" = "$leader" ] && lead=$i; done
 else
   echo "try:       curl -X POST ${U[0]}/set -d '{\"key\":\"k\",\"value\":\"v\"}'; curl ${U[1]}/get/k"
+fi
+if [ "${#R[@]}" -gt 0 ]; then
+  echo "redis-cli: redis-cli -h ${R[$lead]%:*} -p ${R[$lead]##*:} set k v   (get k on any node; a follower answers a write with READONLY naming the leader)"
 fi
 token="$(tf output -raw cluster_token 2>/dev/null || true)"
 # A follower redirects PUT /config to the leader too; --location-trusted
