@@ -1,7 +1,9 @@
 // Package systemtest holds kvdb's container tests: five-node clusters of the
 // real image (FROM scratch, `make image`) on a Docker network each test
 // creates, with faults injected through the Docker CLI (kill, pause, network
-// disconnect) under a bounded load, and a Terraform apply/destroy round trip.
+// disconnect) under a bounded load, and a Terraform apply/destroy round trip
+// that also drives the published Redis-protocol ports with redis-cli (its
+// RESP subtests skip, saying so, when redis-cli is not on PATH).
 //
 // The tests run only when KVDB_DOCKER_TESTS=1 and `docker info` answers;
 // otherwise they skip with a message. The Terraform test also needs a

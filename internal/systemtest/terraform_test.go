@@ -64,6 +64,35 @@ func freePortRange(t *testing.T, n int) int {
 	return 0
 }
 
+// redisCLIBinary is redis-cli's path, or "" when it is not on PATH (Debian:
+// redis-tools, which .ci/run installs).
+func redisCLIBinary() string {
+	p, err := exec.LookPath("redis-cli")
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// redisCLI runs redis-cli against addr (host:port) with args, bounded in
+// time, and returns its trimmed output. redis-cli prints an error reply
+// (READONLY ..., ERR ...) on stdout and exits 0; an error here is one it
+// could not get an answer for (no connection, timeout).
+func redisCLI(bin, addr string, args ...string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("redis-cli address %q: %w", addr, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+	s := strings.TrimSpace(string(out))
+	if err != nil {
+		return s, fmt.Errorf("redis-cli -h %s -p %s %s: %w: %s", host, port, strings.Join(args, " "), err, s)
+	}
+	return s, nil
+}
+
 // terraform runs one terraform command in dir, bounded in time, and
 // returns its standard output (warnings on stderr go into errors only).
 func terraform(t *testing.T, tf, dir string, timeout time.Duration, args ...string) (string, time.Duration, error) {
@@ -83,9 +112,11 @@ func terraform(t *testing.T, tf, dir string, timeout time.Duration, args ...stri
 }
 
 // TestTerraformApplyDestroy applies terraform/ for w3r3 from a copy of the
-// module (unique name prefix, free base port), writes and reads through
-// the published ports, destroys, and checks that no container or network
-// with this test's label is left.
+// module (unique name prefix, free base ports), writes and reads through
+// the published HTTP ports and, with redis-cli, the published Redis-protocol
+// (RESP) ports (a follower's READONLY names the leader's published RESP
+// address, before and after a failover), destroys, and checks that no
+// container or network with this test's label is left.
 func TestTerraformApplyDestroy(t *testing.T) {
 	requireDocker(t)
 	tf := terraformBinary(t)
@@ -107,13 +138,17 @@ func TestTerraformApplyDestroy(t *testing.T) {
 	}
 	id := uniqueID(t)
 	label := "kvdb.test=" + id
-	base := freePortRange(t, clusterSize)
+	// Ten consecutive free ports: HTTP on the first five, RESP on the
+	// next five (two separate ranges could overlap).
+	base := freePortRange(t, 2*clusterSize)
+	respBase := base + clusterSize
 	vars := map[string]any{
-		"name_prefix": id,
-		"base_port":   base,
-		"delays":      "none",
-		"source_dir":  root,
-		"labels":      map[string]string{"kvdb.test": id, "kvdb.systemtest": "1"},
+		"name_prefix":    id,
+		"base_port":      base,
+		"resp_base_port": respBase,
+		"delays":         "none",
+		"source_dir":     root,
+		"labels":         map[string]string{"kvdb.test": id, "kvdb.systemtest": "1"},
 		// One election setting away from its default, to see it reach
 		// the nodes.
 		"leader_catchup_wait": "1500ms",
@@ -148,7 +183,7 @@ func TestTerraformApplyDestroy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("terraform apply (w3r3, prefix %s, base port %d): %v", id, base, d.Round(time.Millisecond))
+	t.Logf("terraform apply (w3r3, prefix %s, base port %d, RESP base port %d): %v", id, base, respBase, d.Round(time.Millisecond))
 	if !strings.Contains(out, "all 5 nodes healthy") {
 		t.Errorf("apply did not report the nodes healthy:\n%s", out)
 	}
@@ -163,6 +198,9 @@ func TestTerraformApplyDestroy(t *testing.T) {
 		Network   struct{ Value string }            `json:"network"`
 		Config    struct{ Value map[string]any }    `json:"config"`
 		Nodes     struct{ Value map[string]string } `json:"nodes"`
+		RespAddrs struct{ Value []string }          `json:"resp_addrs"`
+		RespPeers struct{ Value string }            `json:"resp_peers"`
+		RedisCLI  struct{ Value string }            `json:"redis_cli"`
 	}
 	if err := json.Unmarshal([]byte(raw), &outputs); err != nil {
 		t.Fatalf("terraform output -json: %v\n%s", err, raw)
@@ -172,6 +210,19 @@ func TestTerraformApplyDestroy(t *testing.T) {
 		t.Fatalf("outputs: node_urls %v leader_url %q, want 5 URLs from port %d", urls, outputs.LeaderURL.Value, base)
 	}
 	t.Logf("outputs: leader_url=%s node_urls=%v config=%v", outputs.LeaderURL.Value, urls, outputs.Config.Value)
+	respAddrs := outputs.RespAddrs.Value
+	var wantResp, respPeers []string
+	for i := range clusterSize {
+		a := fmt.Sprintf("127.0.0.1:%d", respBase+i)
+		wantResp = append(wantResp, a)
+		respPeers = append(respPeers, fmt.Sprintf("node%d=%s", i+1, a))
+	}
+	if !slices.Equal(respAddrs, wantResp) || outputs.RespPeers.Value != strings.Join(respPeers, ",") ||
+		outputs.RedisCLI.Value != fmt.Sprintf("redis-cli -h 127.0.0.1 -p %d", respBase) {
+		t.Fatalf("outputs: resp_addrs %v resp_peers %q redis_cli %q; want %v, %q and a redis-cli line for port %d",
+			respAddrs, outputs.RespPeers.Value, outputs.RedisCLI.Value, wantResp, strings.Join(respPeers, ","), respBase)
+	}
+	t.Logf("outputs: resp_addrs=%v redis_cli=%q", respAddrs, outputs.RedisCLI.Value)
 
 	// What Docker holds: five healthy, labelled, non-root containers.
 	names := mustDocker(t, "ps", "--filter", "label="+label, "--filter", "label=app=kvdb", "--filter", "label=kvdb.config=w3r3", "--format", "{{.Names}}")
@@ -205,6 +256,49 @@ func TestTerraformApplyDestroy(t *testing.T) {
 		t.Errorf("set via follower %s: want 307 to %s/set, got %d %q %v", urls[1], outputs.LeaderURL.Value, r.Status, r.Location, r.Err)
 	}
 
+	// The Redis protocol through the published RESP ports: a SET through
+	// the leader, a GET through every node, and a follower that refuses a
+	// write naming the leader's published RESP address.
+	cli := redisCLIBinary()
+	t.Run("RESP", func(t *testing.T) {
+		if cli == "" {
+			t.Skip("redis-cli is not on PATH (Debian: apt-get install redis-tools; .ci/run installs it): the RESP checks are skipped")
+		}
+		// The output's line, as a user would paste it.
+		fields := strings.Fields(outputs.RedisCLI.Value)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, cli, append(fields[1:], "ping")...).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "PONG" {
+			t.Errorf("%s ping: %q %v, want PONG", outputs.RedisCLI.Value, out, err)
+		}
+		rkey, rvalue := id+"-resp", "hello over RESP"
+		start := time.Now()
+		if out, err := redisCLI(cli, respAddrs[0], "set", rkey, rvalue); err != nil || out != "OK" {
+			t.Fatalf("SET through the leader's RESP port %s: %q %v, want OK", respAddrs[0], out, err)
+		}
+		t.Logf("SET through the leader's published RESP port %s: OK in %v", respAddrs[0], time.Since(start).Round(time.Millisecond))
+		for i, a := range respAddrs {
+			if out, err := redisCLI(cli, a, "get", rkey); err != nil || out != rvalue {
+				t.Errorf("GET through node%d's RESP port %s: %q %v, want %q", i+1, a, out, err, rvalue)
+			}
+		}
+		// The HTTP write is readable over RESP too (one store).
+		if out, err := redisCLI(cli, respAddrs[4], "get", key); err != nil || out != value {
+			t.Errorf("GET %s (set over HTTP) through node5's RESP port: %q %v, want %q", key, out, err, value)
+		}
+		t.Logf("GET through all five published RESP ports: %q", rvalue)
+		wantRO := fmt.Sprintf("(leader: node1 %s)", respAddrs[0])
+		out, err := redisCLI(cli, respAddrs[1], "set", rkey, "refused")
+		if err != nil || !strings.HasPrefix(out, "READONLY ") || !strings.Contains(out, wantRO) {
+			t.Errorf("SET through follower node2's RESP port %s: %q %v, want READONLY ... %s", respAddrs[1], out, err, wantRO)
+		} else {
+			t.Logf("SET through follower node2's RESP port: %s", out)
+		}
+		if out, err := redisCLI(cli, respAddrs[2], "get", rkey); err != nil || out != rvalue {
+			t.Errorf("after the refused SET, GET through node3: %q %v, want %q", out, err, rvalue)
+		}
+	})
+
 	// What failover needs reached the nodes: every member's published URL
 	// (where followers redirect writes when it leads), the founding
 	// leader, the election settings and a token (raft's connections
@@ -215,7 +309,8 @@ func TestTerraformApplyDestroy(t *testing.T) {
 	}
 	env := mustDocker(t, "inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", id+"-node2")
 	for _, want := range []string{"KVDB_REDIRECT_URLS=" + strings.Join(redirects, ","), "KVDB_LEADER=node1", "KVDB_ROLE=follower",
-		"KVDB_ELECTION_HEARTBEAT=500ms", "KVDB_ELECTION_TIMEOUT=500ms", "KVDB_LEADER_LEASE=250ms", "KVDB_LEADER_CATCHUP_WAIT=1500ms"} {
+		"KVDB_ELECTION_HEARTBEAT=500ms", "KVDB_ELECTION_TIMEOUT=500ms", "KVDB_LEADER_LEASE=250ms", "KVDB_LEADER_CATCHUP_WAIT=1500ms",
+		"KVDB_RESP_ADDR=:6379", "KVDB_RESP_PEERS=" + strings.Join(respPeers, ",")} {
 		if !strings.Contains(env, want+"\n") {
 			t.Errorf("node2's environment lacks %s", want)
 		}
@@ -248,6 +343,37 @@ func TestTerraformApplyDestroy(t *testing.T) {
 	}
 	t.Logf("leader killed: a write through node3 was acknowledged by the new leader %s (%s) %v later", res.Node, res.Endpoint, time.Since(killed).Round(time.Millisecond))
 
+	// Over RESP after the failover: the new leader takes a SET on its
+	// published RESP port, and a follower's READONLY names that port.
+	t.Run("RESP after failover", func(t *testing.T) {
+		if cli == "" {
+			t.Skip("redis-cli is not on PATH (Debian: apt-get install redis-tools; .ci/run installs it): the RESP checks are skipped")
+		}
+		lead := slices.Index(urls, res.Endpoint)
+		if lead < 1 {
+			t.Fatalf("new leader %s at %s is not one of the surviving nodes %v", res.Node, res.Endpoint, urls[1:])
+		}
+		follower := 1 // node2, unless it leads now
+		if follower == lead {
+			follower = 2
+		}
+		if out, err := redisCLI(cli, respAddrs[lead], "set", id+"-resp-after", "v2"); err != nil || out != "OK" {
+			t.Errorf("SET through the new leader's RESP port %s: %q %v, want OK", respAddrs[lead], out, err)
+		}
+		wantRO := fmt.Sprintf("(leader: %s %s)", res.Node, respAddrs[lead])
+		var out, last string
+		waitFor(t, 10*time.Second, fmt.Sprintf("node%d's READONLY naming the new leader's RESP address %s", follower+1, wantRO), func() bool {
+			var err error
+			out, err = redisCLI(cli, respAddrs[follower], "set", id+"-resp-after", "refused")
+			if out != last {
+				t.Logf("node%d answers the SET: %q %v", follower+1, out, err)
+				last = out
+			}
+			return err == nil && strings.HasPrefix(out, "READONLY ") && strings.Contains(out, wantRO)
+		})
+		t.Logf("SET through follower node%d's RESP port after the failover: %s", follower+1, out)
+	})
+
 	_, d, err = terraform(t, tf, dir, 3*time.Minute, append([]string{"destroy", "-auto-approve", "-input=false", "-no-color"}, varArgs...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -262,6 +388,10 @@ func TestTerraformApplyDestroy(t *testing.T) {
 	for i := range clusterSize {
 		if r := cl.do(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/health", base+i), nil); r.Err == nil {
 			t.Errorf("port %d still answers after destroy (status %d)", base+i, r.Status)
+		}
+		if c, err := net.DialTimeout("tcp", respAddrs[i], 2*time.Second); err == nil {
+			c.Close()
+			t.Errorf("RESP port %s still accepts connections after destroy", respAddrs[i])
 		}
 	}
 }
