@@ -274,7 +274,7 @@ func memoryMarkdown(ms []MemoryComparison) string {
 		}
 		writeRow(&b, []string{fmt.Sprint(m.Keys), fmt.Sprint(m.ValueSize), fmt.Sprintf("%.1f", m.PayloadPerKey),
 			f(m.KVDBHeapPerKey, m.KVDBMeasured), f(m.KVDBRSSPerKey, m.KVDBMeasured), f(m.RedisPerKey, m.RedisMeasured),
-			f(m.KVDBOverRedisHeap, m.KVDBOverRedisHeap > 0), secs(m.KVDBLoadSeconds, m.KVDBMeasured), secs(m.RedisLoadSeconds, m.RedisMeasured)})
+			fmtRatio(m.KVDBOverRedisHeap, m.KVDBOverRedisHeap > 0), secs(m.KVDBLoadSeconds, m.KVDBMeasured), secs(m.RedisLoadSeconds, m.RedisMeasured)})
 	}
 	return b.String()
 }
