@@ -57,9 +57,10 @@ node_urls() {
 
 # resp_addrs prints the deployed nodes' published Redis-protocol (RESP)
 # addresses, host:port, comma-separated, node1 first; nothing when the
-# cluster has no RESP listeners (RESP_BASE_PORT=0).
+# cluster has no RESP listeners (RESP_BASE_PORT=0: Terraform keeps no null
+# output, so `terraform output` fails).
 resp_addrs() {
-  tf output -json resp_addrs 2>/dev/null | tr -d '[]" \n' | sed -e 's/,$//' -e 's/^null$//'
+  { tf output -json resp_addrs 2>/dev/null || true; } | tr -d '[]" \n' | sed -e 's/,$//' -e 's/^null$//'
 }
 
 # resp_ping HOST:PORT sends PING over the Redis protocol (bash's /dev/tcp:

@@ -116,7 +116,10 @@ else
   echo "try:       curl -X POST ${U[0]}/set -d '{\"key\":\"k\",\"value\":\"v\"}'; curl ${U[1]}/get/k"
 fi
 if [ "${#R[@]}" -gt 0 ]; then
-  echo "redis-cli: redis-cli -h ${R[$lead]%:*} -p ${R[$lead]##*:} set k v   (get k on any node; a follower answers a write with READONLY naming the leader)"
+  # A write through the leader, a read through another node (a follower
+  # would answer the write with READONLY naming the leader's address).
+  other="${R[$(( (lead + 1) % ${#R[@]} ))]}"
+  echo "redis-cli: redis-cli -h ${R[$lead]%:*} -p ${R[$lead]##*:} set k v; redis-cli -h ${other%:*} -p ${other##*:} get k"
 fi
 token="$(tf output -raw cluster_token 2>/dev/null || true)"
 # A follower redirects PUT /config to the leader too; --location-trusted
