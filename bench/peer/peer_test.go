@@ -94,3 +94,53 @@ func TestPeersAgainstRealServers(t *testing.T) {
 		t.Error("redis read of a missing key succeeded")
 	}
 }
+
+// Fill, INFO memory and WAIT, as the memory comparison uses them, and
+// writes round robin (WriteAll) against Redis replicas, which refuse them.
+func TestRedisFillAgainstRealServer(t *testing.T) {
+	env := startPeers(t)
+	ctx := context.Background()
+	addrs := strings.Split(env["REDIS_ADDRS"], ",")
+	r, err := NewRedis(ctx, RedisConfig{Addrs: addrs, PoolSize: 4, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, err := r.UsedMemory(ctx)
+	if err != nil || before <= 0 {
+		t.Fatalf("used_memory %d %v", before, err)
+	}
+	if err := r.Fill(ctx, 20000, 100, 4, 500); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.nodes[0].DBSize(ctx).Result(); err != nil || n != 20000 {
+		t.Errorf("dbsize %d %v, want 20000", n, err)
+	}
+	if got, err := r.WaitReplicas(ctx, "fill-done", len(addrs)-1, 10*time.Second); err != nil || got != int64(len(addrs)-1) {
+		t.Errorf("WAIT: %d replicas, %v", got, err)
+	}
+	after, err := r.UsedMemory(ctx)
+	if err != nil || after-before < 20000*111 {
+		t.Errorf("used_memory %d -> %d (%v): less than the payload", before, after, err)
+	}
+	if err := r.Fill(ctx, 0, 100, 4, 500); err == nil {
+		t.Error("an empty fill accepted")
+	}
+	all, err := NewRedis(ctx, RedisConfig{Addrs: addrs, WriteAll: true, PoolSize: 2, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.Close()
+	failed := 0
+	for range len(addrs) {
+		if err := all.Op(ctx, true, "k", []byte("v")); err != nil {
+			failed++ // a replica: READONLY
+		}
+	}
+	if failed != len(addrs)-1 {
+		t.Errorf("%d of %d round-robin writes failed, want the %d replicas' (READONLY)", failed, len(addrs), len(addrs)-1)
+	}
+}
