@@ -128,8 +128,8 @@ type StreamPeer struct {
 	cfg      StreamConfig
 	hostport string
 	path     string
-	url      *url.URL // the stream endpoint, for Wrap's requests
-	rt       http.RoundTripper
+	rt       http.RoundTripper // Wrap's, nil without it
+	req      *http.Request     // template of Wrap's requests
 	max      int64
 
 	mu      sync.Mutex
@@ -159,18 +159,19 @@ func NewStreamPeer(fallback *HTTPPeer, cfg StreamConfig) (*StreamPeer, error) {
 		return nil, fmt.Errorf("transport: stream to %s: %w", fallback.id, err)
 	}
 	path = strings.TrimSuffix(path, PathRaft) + PathStream
-	u, err := url.Parse(fallback.base + PathStream)
-	if err != nil {
-		return nil, fmt.Errorf("transport: stream to %s: %w", fallback.id, err)
-	}
 	if strings.ContainsAny(fallback.token, "\r\n\x00") {
 		return nil, errors.New("transport: stream: the token contains a control character")
 	}
-	p := &StreamPeer{http: fallback, cfg: cfg, hostport: hostport, path: path, url: u,
-		max: maxFrameLen(fallback.limits)}
+	p := &StreamPeer{http: fallback, cfg: cfg, hostport: hostport, path: path, max: maxFrameLen(fallback.limits)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if cfg.Wrap != nil {
-		p.rt = cfg.Wrap(streamRT{})
+		u, err := url.Parse(fallback.base + PathStream)
+		if err != nil {
+			return nil, fmt.Errorf("transport: stream to %s: %w", fallback.id, err)
+		}
+		p.rt = cfg.Wrap(streamRT{header: http.Header{}})
+		p.req = &http.Request{Method: http.MethodPost, URL: u, Host: u.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{}, Body: http.NoBody}
 	}
 	return p, nil
 }
@@ -487,10 +488,9 @@ func (p *StreamPeer) call(ctx context.Context, c *streamConn, f []byte) (byte, [
 		return c.call(ctx, f)
 	}
 	sc := &wrappedCall{c: c, f: f}
-	req, err := http.NewRequestWithContext(context.WithValue(ctx, wrappedCallKey{}, sc), http.MethodPost, p.url.String(), nil)
-	if err != nil {
-		return 0, nil, err
-	}
+	// The template's URL and (empty) header are shared: the wrappers read
+	// requests, they do not change them.
+	req := p.req.WithContext(context.WithValue(ctx, wrappedCallKey{}, sc))
 	resp, err := p.rt.RoundTrip(req)
 	if err != nil {
 		return 0, nil, err
@@ -514,9 +514,11 @@ type wrappedCallKey struct{}
 // call its request carries. The call's own error (a peer's error answer
 // included) is the round trip's, so wrappers see failures as they would
 // over HTTP.
-type streamRT struct{}
+type streamRT struct {
+	header http.Header // of every answer: empty, shared, never written
+}
 
-func (streamRT) RoundTrip(req *http.Request) (*http.Response, error) {
+func (rt streamRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	sc, ok := req.Context().Value(wrappedCallKey{}).(*wrappedCall)
 	if !ok {
 		return nil, errors.New("transport: stream round trip without a call")
@@ -526,7 +528,7 @@ func (streamRT) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, sc.err
 	}
 	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+		Header: rt.header, Body: http.NoBody, Request: req}, nil
 }
 
 // streamConn is one connection: a writer goroutine sends queued frames,

@@ -69,13 +69,19 @@ func BenchmarkPeerCall(b *testing.B) {
 	value := strings.Repeat("x", 100)
 	var n atomic.Uint64
 	n.Store(1 << 40) // versions keep rising across runs (below the cluster's counter limit)
-	for _, pt := range peerTransports {
+	// stream+wrap: with a pass-through StreamConfig.Wrap, the path every
+	// in-process cluster (package cluster: its pause gates) takes.
+	for _, pt := range append(peerTransports, node.PeerStream+"+wrap") {
 		b.Run(pt, func(b *testing.B) {
 			hc := transport.NewHTTPClient(5*time.Second, nil)
 			defer hc.CloseIdleConnections()
 			var p replication.Peer = transport.NewHTTPPeer("node2", target, "", hc, lim)
-			if pt == node.PeerStream {
-				sp, err := transport.NewStreamPeer(p.(*transport.HTTPPeer), transport.StreamConfig{})
+			if pt != node.PeerHTTP {
+				var scfg transport.StreamConfig
+				if strings.HasSuffix(pt, "+wrap") {
+					scfg.Wrap = func(next http.RoundTripper) http.RoundTripper { return next }
+				}
+				sp, err := transport.NewStreamPeer(p.(*transport.HTTPPeer), scfg)
 				if err != nil {
 					b.Fatal(err)
 				}
