@@ -302,7 +302,7 @@ func New(cfg Config) (*Node, error) {
 	var streams peerStreams
 	if cfg.Network == nil {
 		var err error
-		if peers, streams.peers, err = streamPeers(&cfg, peers); err != nil {
+		if peers, streams.peers, err = streamPeers(&cfg, peers, reg); err != nil {
 			client.CloseIdleConnections()
 			return nil, err
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/transport"
 )
@@ -19,8 +21,8 @@ type peerStreams struct {
 
 // streamPeers wraps each HTTP peer in a StreamPeer when cfg asks for the
 // stream; it returns the peers to give the engine and the stream peers to
-// close.
-func streamPeers(cfg *Config, peers []replication.Peer) ([]replication.Peer, []*transport.StreamPeer, error) {
+// close. Their metrics go to reg.
+func streamPeers(cfg *Config, peers []replication.Peer, reg prometheus.Registerer) ([]replication.Peer, []*transport.StreamPeer, error) {
 	if cfg.PeerTransport != PeerStream {
 		return peers, nil, nil
 	}
@@ -28,6 +30,7 @@ func streamPeers(cfg *Config, peers []replication.Peer) ([]replication.Peer, []*
 		Dial:             cfg.RaftDial,
 		Wrap:             cfg.WrapTransport,
 		HandshakeTimeout: cfg.Replication.PeerTimeout,
+		Metrics:          transport.NewStreamMetrics(reg),
 		Logger:           cfg.Logger,
 	}
 	out := make([]replication.Peer, len(peers))

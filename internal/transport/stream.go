@@ -75,6 +75,9 @@ type StreamConfig struct {
 	// UnsupportedBackoff is the wait before asking again a peer that does
 	// not serve the stream (default 1 min).
 	UnsupportedBackoff time.Duration
+	// Metrics, if set, counts the calls by path, the connections and the
+	// breaks (NewStreamMetrics; shared by a node's peers).
+	Metrics *StreamMetrics
 	// Logger receives connection events (default: discard).
 	Logger *slog.Logger
 }
@@ -143,6 +146,7 @@ type StreamPeer struct {
 	wg      sync.WaitGroup
 
 	dials atomic.Int64 // successful dials (tests)
+	met   peerCounters
 }
 
 // NewStreamPeer returns a peer that talks to fallback's node over a
@@ -162,7 +166,8 @@ func NewStreamPeer(fallback *HTTPPeer, cfg StreamConfig) (*StreamPeer, error) {
 	if strings.ContainsAny(fallback.token, "\r\n\x00") {
 		return nil, errors.New("transport: stream: the token contains a control character")
 	}
-	p := &StreamPeer{http: fallback, cfg: cfg, hostport: hostport, path: path, max: maxFrameLen(fallback.limits)}
+	p := &StreamPeer{http: fallback, cfg: cfg, hostport: hostport, path: path, max: maxFrameLen(fallback.limits),
+		met: cfg.Metrics.forPeer(fallback.id)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if cfg.Wrap != nil {
 		u, err := url.Parse(fallback.base + PathStream)
@@ -214,16 +219,19 @@ func (p *StreamPeer) Close() error {
 // HTTP) after starting a dial if none is running and the backoff allows.
 func (p *StreamPeer) current() *streamConn {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conn != nil || p.closed {
-		return p.conn
-	}
-	if !p.dialing && !time.Now().Before(p.next) {
+	c := p.conn
+	if c == nil && !p.closed && !p.dialing && !time.Now().Before(p.next) {
 		p.dialing = true
 		p.wg.Add(1)
 		go p.dial()
 	}
-	return nil
+	p.mu.Unlock()
+	if c == nil {
+		p.met.http.Inc()
+	} else {
+		p.met.stream.Inc()
+	}
+	return c
 }
 
 // dial opens a connection in the background.
@@ -253,6 +261,7 @@ func (p *StreamPeer) dial() {
 		return
 	}
 	p.dials.Add(1)
+	p.met.dials.Inc()
 	p.conn = c
 	p.cfg.Logger.Debug("replication stream: connected", "peer", p.ID())
 }
@@ -280,6 +289,10 @@ func (p *StreamPeer) broken(c *streamConn) {
 	if p.conn == c {
 		p.conn = nil
 		p.next = time.Now().Add(p.nextBackoff())
+		if !p.closed {
+			p.met.breaks.Inc()
+			p.cfg.Logger.Debug("replication stream: connection broken; HTTP until it is redialled", "peer", p.ID(), "err", c.err)
+		}
 	}
 }
 

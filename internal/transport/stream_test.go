@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -537,6 +538,13 @@ func TestStreamPeerClose(t *testing.T) {
 // served over HTTP (its kvdb_http_requests_total).
 func httpPeerMessages(t *testing.T, url string) int {
 	t.Helper()
+	return sumMetric(t, url, "kvdb_http_requests_total{", `route="internal_replicate"`, `route="internal_replicate_batch"`, `route="internal_read"`)
+}
+
+// sumMetric sums the samples of a node's metrics whose line starts with
+// prefix and contains one of labels.
+func sumMetric(t *testing.T, url, prefix string, labels ...string) int {
+	t.Helper()
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -545,10 +553,10 @@ func httpPeerMessages(t *testing.T, url string) int {
 	b, _ := io.ReadAll(resp.Body)
 	total := 0
 	for line := range strings.Lines(string(b)) {
-		if !strings.HasPrefix(line, "kvdb_http_requests_total{") {
+		if !strings.HasPrefix(line, prefix) {
 			continue
 		}
-		if !strings.Contains(line, `route="internal_replicate"`) && !strings.Contains(line, `route="internal_replicate_batch"`) && !strings.Contains(line, `route="internal_read"`) {
+		if !slices.ContainsFunc(labels, func(l string) bool { return strings.Contains(line, l) }) {
 			continue
 		}
 		var n int
@@ -617,6 +625,9 @@ func TestClusterUsesStream(t *testing.T) {
 				after += httpPeerMessages(t, u)
 			}
 			got := after - before
+			if streamCalls := sumMetric(t, urls[0], "kvdb_peer_stream_calls_total{", `path="stream"`); (pt == node.PeerStream) != (streamCalls > 0) {
+				t.Errorf("node1 counted %d calls on its streams", streamCalls)
+			}
 			switch {
 			case pt == node.PeerStream && got != 0:
 				t.Fatalf("%d peer messages over HTTP with the stream up", got)
