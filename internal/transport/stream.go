@@ -168,7 +168,6 @@ func NewStreamPeer(fallback *HTTPPeer, cfg StreamConfig) (*StreamPeer, error) {
 	}
 	p := &StreamPeer{http: fallback, cfg: cfg, hostport: hostport, path: path, max: maxFrameLen(fallback.limits),
 		met: cfg.Metrics.forPeer(fallback.id)}
-	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if cfg.Wrap != nil {
 		u, err := url.Parse(fallback.base + PathStream)
 		if err != nil {
@@ -178,6 +177,7 @@ func NewStreamPeer(fallback *HTTPPeer, cfg StreamConfig) (*StreamPeer, error) {
 		p.req = &http.Request{Method: http.MethodPost, URL: u, Host: u.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 			Header: http.Header{}, Body: http.NoBody}
 	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p, nil
 }
 
@@ -262,6 +262,7 @@ func (p *StreamPeer) dial() {
 	}
 	p.dials.Add(1)
 	p.met.dials.Inc()
+	p.backoff = 0 // a break after this one waits the shortest backoff again
 	p.conn = c
 	p.cfg.Logger.Debug("replication stream: connected", "peer", p.ID())
 }
