@@ -335,9 +335,6 @@ func (c *serverConn) decode(fh frameHeader, body []byte) (request, error) {
 		if fh.typ == frameReplicate && len(us) != 1 {
 			return req, fmt.Errorf("%w: replicate carries one update, got %d", errStreamBadRequest, len(us))
 		}
-		if fh.typ == frameBatch && len(us) == 0 {
-			return req, fmt.Errorf("%w: an empty batch", errStreamBadRequest)
-		}
 		for i, u := range us {
 			switch {
 			case u.Key == "" || u.Version == 0:
