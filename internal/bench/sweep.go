@@ -26,6 +26,7 @@ const (
 	DefaultSweepDuration     = 3 * time.Second
 	DefaultSweepWarmup       = 2 * time.Second
 	DefaultSweepInFlight     = 64
+	DefaultSweepMinRequests  = 15000
 )
 
 // DefaultSweepRates are the open-loop rates a sweep steps through.
@@ -45,6 +46,11 @@ type SweepConfig struct {
 	Workloads []Workload
 	// Duration and Warmup of each step (default 3s and 2s).
 	Duration, Warmup time.Duration
+	// MinRequests lengthens a step's measured window to at least this many
+	// requests at its rate (default 15000), so that its p99 rests on 150
+	// requests or more: at a low rate a fixed 3 s would leave one stall of
+	// the machine 1 % of the step.
+	MinRequests int
 	// InFlight caps requests in flight (the open loop's Concurrency;
 	// default 64: enough for 60,000 ops/s at 1 ms, and the peer client
 	// opens that many connections per node before each step).
@@ -80,6 +86,9 @@ func (c *SweepConfig) SetDefaults() {
 	if c.InFlight == 0 {
 		c.InFlight = DefaultSweepInFlight
 	}
+	if c.MinRequests == 0 {
+		c.MinRequests = DefaultSweepMinRequests
+	}
 	if c.P99LimitMs == 0 {
 		c.P99LimitMs = DefaultSweepP99LimitMs
 	}
@@ -99,7 +108,7 @@ func (c *SweepConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("sweep rate %g: must be positive", r))
 		}
 	}
-	if c.Duration < 0 || c.Warmup < 0 || c.InFlight < 0 || c.P99LimitMs < 0 || c.MinAchieved < 0 || c.MinAchieved > 1 || c.MaxErrorRate < 0 {
+	if c.Duration < 0 || c.Warmup < 0 || c.InFlight < 0 || c.MinRequests < 0 || c.P99LimitMs < 0 || c.MinAchieved < 0 || c.MinAchieved > 1 || c.MaxErrorRate < 0 {
 		errs = append(errs, errors.New("sweep: negative duration, in-flight, limit or error rate, or achieved share outside 0..1"))
 	}
 	return errors.Join(errs...)
@@ -174,9 +183,20 @@ func (c SweepConfig) sweepDrive(base driver.Config, w Workload, rate float64, ov
 		d.WriteRatio = w.WriteRatio
 	}
 	d.Mode, d.Rate, d.Concurrency = driver.ModeOpen, rate, c.InFlight
-	d.Duration, d.Warmup, d.Grace = c.Duration, c.Warmup, 0
+	d.Duration, d.Warmup, d.Grace = c.stepDuration(rate), c.Warmup, 0
 	d.Progress = nil
 	d.SetDefaults()
+	return d
+}
+
+// stepDuration is the measured window at rate: Duration, or longer to
+// hold MinRequests requests.
+func (c SweepConfig) stepDuration(rate float64) time.Duration {
+	d := c.Duration
+	if rate > 0 && c.MinRequests > 0 {
+		need := time.Duration(float64(c.MinRequests) / rate * float64(time.Second)).Round(100 * time.Millisecond)
+		d = max(d, need)
+	}
 	return d
 }
 
@@ -337,10 +357,10 @@ func sweepMarkdown(rows []driver.Result, sc SweepConfig) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## Rate sweep (open loop)\n\n")
-	fmt.Fprintf(&b, "Each step: open loop at the target rate, %s measured after %s warm-up, at most %d requests in flight, latency from the intended start. "+
+	fmt.Fprintf(&b, "Each step: open loop at the target rate, %s measured (longer where needed for %d requests) after %s warm-up, at most %d requests in flight, latency from the intended start. "+
 		"p99 in ms per target rate; a step passes when p99 < %g ms, at least %.0f%% of the target is achieved and at most %.1f%% of the operations fail "+
 		"(`*` marks a step that did not; the sweep stops after %d such steps in a row). The **knee** is the highest rate whose step passed.\n",
-		sc.Duration, sc.Warmup, sc.InFlight, sc.P99LimitMs, sc.MinAchieved*100, sc.MaxErrorRate*100, sweepStopAfter)
+		sc.Duration, sc.MinRequests, sc.Warmup, sc.InFlight, sc.P99LimitMs, sc.MinAchieved*100, sc.MaxErrorRate*100, sweepStopAfter)
 	var wls, systems []string
 	var rates []float64
 	for _, r := range sweep {

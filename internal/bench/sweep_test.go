@@ -3,6 +3,7 @@ package bench
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvdb/kvdb/internal/bench/driver"
 )
@@ -80,5 +81,20 @@ func TestSweepConfigValidate(t *testing.T) {
 	sc.SetDefaults()
 	if err := sc.Validate(); err == nil {
 		t.Error("achieved share 2 accepted")
+	}
+}
+
+func TestSweepStepDuration(t *testing.T) {
+	sc := SweepConfig{}
+	sc.SetDefaults()
+	for rate, want := range map[float64]time.Duration{1000: 15 * time.Second, 2500: 6 * time.Second, 5000: 3 * time.Second, 40000: 3 * time.Second} {
+		if got := sc.stepDuration(rate); got != want {
+			t.Errorf("rate %g: %s, want %s", rate, got, want)
+		}
+	}
+	w, _ := SelectWorkloads("w5r1-50")
+	d := sc.sweepDrive(driver.DefaultConfig(), w[0], 2500, false)
+	if d.Mode != driver.ModeOpen || d.Rate != 2500 || d.Duration != 6*time.Second || d.Concurrency != DefaultSweepInFlight || d.WriteRatio != 0.5 || d.Grace <= 0 {
+		t.Errorf("step drive %+v", d)
 	}
 }
