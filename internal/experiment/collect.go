@@ -129,11 +129,11 @@ func Collect(dir string) (*report.Results, error) {
 	if len(staleness) > 0 || len(probes) > 0 {
 		res.Staleness = map[string]*report.Staleness{}
 		for cfg, runs := range staleness {
-			res.Staleness[cfg] = configStaleness(runs, floors[cfg])
+			res.Staleness[cfg] = configStaleness(runs, floors[cfg], 0)
 			res.Staleness[cfg].Source = report.SourceWorkload
 		}
 		for cfg, pr := range probes {
-			st := configStaleness([]stalenessRun{*pr.run}, pr.run.floorMs)
+			st := configStaleness([]stalenessRun{*pr.run}, pr.run.floorMs, pr.info.WindowMs)
 			st.Source, st.Probe = report.SourceProbe, pr.info
 			if wl := res.Staleness[cfg]; wl != nil {
 				st.Workload = &report.StalenessFit{Reads: wl.Reads, Measured: wl.Measured, Predicted: wl.Predicted,
@@ -194,12 +194,12 @@ func collectProbes(dir string) (map[string]probeRun, error) {
 			return nil, fmt.Errorf("%s: %w", pdir, err)
 		}
 		rel, _ := filepath.Rel(dir, pdir)
-		out[rec.Config] = probeRun{run: sr, info: &report.ProbeInfo{Dir: rel, Rate: rec.Rate, ReadsPerWrite: rec.ReadsPerWrite,
-			WindowMs: rec.WindowMs, DurationS: rec.DurationS, Writes: rec.Writes, Reads: rec.Reads,
-			WriteErrors: rec.WriteErrors, ReadErrors: rec.ReadErrors, ReadFrom: rec.ReadFrom}}
+		info := rec.ProbeInfo
+		info.Dir = rel
 		if hs, err := readHops(filepath.Join(pdir, HopsFile)); err == nil {
-			out[rec.Config].info.Hops = hs.stats()
+			info.Hops = hs.stats()
 		}
+		out[rec.Config] = probeRun{run: sr, info: &info}
 	}
 	return out, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/kvdb/kvdb/internal/load"
 	"github.com/kvdb/kvdb/internal/openloop"
 	"github.com/kvdb/kvdb/internal/replication"
+	"github.com/kvdb/kvdb/internal/report"
 )
 
 // The staleness probe measures a config's staleness curve the way PBS's
@@ -52,27 +53,16 @@ const (
 	ProbeFile = "probe.json"
 )
 
-// ProbeRecord is probe.json.
+// ProbeRecord is probe.json: the probe's settings and counts (the
+// report's ProbeInfo, Dir and Hops filled in when collected) and the
+// cluster it ran on.
 type ProbeRecord struct {
 	Config string `json:"config"`
 	// Cluster is node1's /health document at the start.
 	Cluster json.RawMessage `json:"cluster"`
-	// ReadFrom is where reads went (load.ReadAll or load.ReadFollowers).
-	ReadFrom string `json:"read_from"`
-	// Rate is the probe writes per second; ReadsPerWrite the reads of
-	// each; WindowMs the span of t the reads cover.
-	Rate          float64 `json:"rate"`
-	ReadsPerWrite int     `json:"reads_per_write"`
-	WindowMs      float64 `json:"window_ms"`
-	DurationS     float64 `json:"duration_s"`
-	// Writes and Reads count what was sent; WriteErrors and ReadErrors
-	// what failed.
-	Writes      int `json:"writes"`
-	Reads       int `json:"reads"`
-	WriteErrors int `json:"write_errors"`
-	ReadErrors  int `json:"read_errors"`
 	// StartedUS is t0 on the history's clock.
 	StartedUS int64 `json:"started_us"`
+	report.ProbeInfo
 }
 
 // probeSpec is how one config is probed.
@@ -129,8 +119,8 @@ func runProbe(ctx context.Context, cfg *Config, c *cluster.Cluster) (ProbeRecord
 	if err != nil {
 		return ProbeRecord{}, fmt.Errorf("probe %s: %w", preset.Name, err)
 	}
-	rec := ProbeRecord{Config: preset.Name, Cluster: doc, ReadFrom: readFrom(preset), Rate: spec.rate,
-		ReadsPerWrite: spec.readsPerWrite, WindowMs: durMs(spec.window), DurationS: spec.duration.Seconds()}
+	rec := ProbeRecord{Config: preset.Name, Cluster: doc, ProbeInfo: report.ProbeInfo{ReadFrom: readFrom(preset), Rate: spec.rate,
+		ReadsPerWrite: spec.readsPerWrite, WindowMs: durMs(spec.window), DurationS: spec.duration.Seconds()}}
 	hw, err := history.Create(filepath.Join(dir, load.HistoryFile))
 	if err != nil {
 		return rec, err

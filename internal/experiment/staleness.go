@@ -226,9 +226,16 @@ func runModel(h clusterHealth, readFrom string, hs HopSamples) (*pbs.Model, erro
 // least the delay profile's whole sequential replication ((N-1) steps of
 // apply+gap: 1.2 s for the paper profile on five nodes), at least 10 ms.
 // Reads later than that are fresh in both curves and would only dilute the
-// gap. Each read's prediction comes from its own run's model, so runs at
-// different write ratios (and hop distributions) pool fairly.
-func configStaleness(runs []stalenessRun, floorMs float64) *report.Staleness {
+// gap. A probe (windowMs > 0) plans its reads over [0, windowMs], so tMax
+// is at most that: a read later than its window was sent late, by a
+// stalled machine — whose stall delays the replication too, together, so
+// those few reads are not what the model, which draws every hop
+// independently, describes (one such run's hop tails put its 99.9% point
+// at 2.3 s, and a bucket beyond the window then held 144 reads of which a
+// third were stale). Each read's prediction comes from its own run's
+// model, so runs at different write ratios (and hop distributions) pool
+// fairly.
+func configStaleness(runs []stalenessRun, floorMs, windowMs float64) *report.Staleness {
 	st := &report.Staleness{Runs: len(runs), MinReads: MinStalenessReads}
 	var notes []string
 	var reads, singles []stalenessRead
@@ -273,6 +280,9 @@ func configStaleness(runs []stalenessRun, floorMs float64) *report.Staleness {
 			tMax = max(tMax, 1.2*durMs(grid[i]))
 			break
 		}
+	}
+	if windowMs > 0 {
+		tMax = min(tMax, windowMs)
 	}
 	width := tMax / stalenessBuckets
 	edges := make([]float64, stalenessBuckets+1)

@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -81,11 +82,24 @@ func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, err
 // by themselves within PeerTimeout. Cancelling an HTTP/1.1 request closes
 // its keep-alive connection, so cutting the stragglers short would make
 // every quorum read dial new connections.
+//
+// The peers are asked in a random order, drawn per call. Asked always in
+// member order, the first peer would usually answer first (its request
+// leaves first, and under the paper profile every peer then sleeps the
+// same 50 ms), so a read with R-1 < N-1 would nearly always use the same
+// peers: their load would be uneven, and which copies a read sees would
+// depend on where it lands in the ring rather than on the hops — the
+// write's coordinator replicates to its successors first, so a reader
+// just behind it would keep asking the peers its writes reach last. PBS's
+// model (package pbs), which the lab checks against measurements, assumes
+// the first answers come from uniformly chosen peers.
 func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead, <-chan peerRead, error) {
 	timer := time.NewTimer(c.cfg.PeerTimeout)
 	defer timer.Stop()
 	ch := make(chan peerRead, len(c.links))
-	for _, l := range c.links {
+	order := rand.Perm(len(c.links))
+	for _, i := range order {
+		l := c.links[i]
 		go func() {
 			pctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.PeerTimeout)
 			defer cancel()

@@ -225,7 +225,7 @@ const (
 
 // ProbeInfo describes a staleness probe run.
 type ProbeInfo struct {
-	Dir           string  `json:"dir"`
+	Dir           string  `json:"dir,omitempty"`
 	Rate          float64 `json:"rate"`
 	ReadsPerWrite int     `json:"reads_per_write"`
 	WindowMs      float64 `json:"window_ms"`
