@@ -5,7 +5,13 @@
 // code, never by the English text beside it.
 package errcode
 
-import "github.com/kvdb/kvdb/internal/replication"
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/kvdb/kvdb/internal/replication"
+)
 
 // The codes. They are part of the API: never change one, only add.
 const (
@@ -67,3 +73,46 @@ func Codes() []string {
 	}
 	return cs
 }
+
+// Replication maps the replication engine's errors, and a request context
+// that ended, to their HTTP status and code; ok is false for any other
+// error. It is the part of the mapping the node-to-node stream shares with
+// the HTTP layer (package server's classify, which handles its own errors
+// first), so a peer's answer means the same over either. Order matters: a
+// quorum error that wraps a cancellation is still a quorum error.
+func Replication(err error) (status int, code string, ok bool) {
+	switch {
+	case errors.Is(err, replication.ErrInvalid):
+		return http.StatusBadRequest, InvalidArgument, true
+	case errors.Is(err, replication.ErrNotFound):
+		return http.StatusNotFound, NotFound, true
+	case errors.Is(err, replication.ErrNotLeader):
+		return http.StatusTemporaryRedirect, NotLeader, true
+	case errors.Is(err, replication.ErrQuorum):
+		return http.StatusServiceUnavailable, QuorumNotReached, true
+	case errors.Is(err, replication.ErrStaleTerm):
+		// After ErrQuorum: a write that missed its quorum because peers
+		// know a newer term is a 503 to its client (it was applied on the
+		// coordinator, so its outcome is unknown), not the peers' 409.
+		return http.StatusConflict, StaleTerm, true
+	case errors.Is(err, replication.ErrClosed):
+		return http.StatusServiceUnavailable, ShuttingDown, true
+	case errors.Is(err, replication.ErrNotReady):
+		return http.StatusServiceUnavailable, CatchingUp, true
+	case errors.Is(err, replication.ErrStorage):
+		return http.StatusServiceUnavailable, StorageFailure, true
+	case errors.Is(err, replication.ErrLeaderUnavailable):
+		return http.StatusServiceUnavailable, LeaderUnavailable, true
+	case errors.Is(err, replication.ErrLeaderCatchingUp):
+		return http.StatusServiceUnavailable, LeaderCatchingUp, true
+	case errors.Is(err, context.Canceled):
+		return StatusClientClosedRequest, ClientClosedRequest, true
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, Timeout, true
+	}
+	return 0, "", false
+}
+
+// StatusClientClosedRequest is the status logged for a request whose
+// caller went away before it was answered (nginx's 499); nobody reads it.
+const StatusClientClosedRequest = 499

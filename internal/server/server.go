@@ -7,7 +7,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -410,7 +409,7 @@ var (
 
 // StatusClientClosedRequest is the status logged for a request whose
 // caller went away before it was answered (nginx's 499); nobody reads it.
-const StatusClientClosedRequest = 499
+const StatusClientClosedRequest = errcode.StatusClientClosedRequest
 
 // classify maps an error to its HTTP status and stable machine code: the
 // one place that does. Order matters: a quorum error that wraps a
@@ -435,33 +434,11 @@ func classify(err error) (int, string) {
 		return http.StatusMethodNotAllowed, errcode.MethodNotAllowed
 	case errors.Is(err, errNoEndpoint):
 		return http.StatusNotFound, errcode.NoSuchEndpoint
-	case errors.Is(err, replication.ErrNotFound):
-		return http.StatusNotFound, errcode.NotFound
-	case errors.Is(err, replication.ErrNotLeader):
-		return http.StatusTemporaryRedirect, errcode.NotLeader
-	case errors.Is(err, replication.ErrQuorum):
-		return http.StatusServiceUnavailable, errcode.QuorumNotReached
-	case errors.Is(err, replication.ErrStaleTerm):
-		// After ErrQuorum: a write that missed its quorum because peers
-		// know a newer term is a 503 to its client (it was applied on this
-		// node, so its outcome is unknown), not the peers' 409.
-		return http.StatusConflict, errcode.StaleTerm
 	case errors.Is(err, errConfigIncomplete):
 		return http.StatusServiceUnavailable, errcode.ConfigIncomplete
-	case errors.Is(err, replication.ErrClosed):
-		return http.StatusServiceUnavailable, errcode.ShuttingDown
-	case errors.Is(err, replication.ErrNotReady):
-		return http.StatusServiceUnavailable, errcode.CatchingUp
-	case errors.Is(err, replication.ErrStorage):
-		return http.StatusServiceUnavailable, errcode.StorageFailure
-	case errors.Is(err, replication.ErrLeaderUnavailable):
-		return http.StatusServiceUnavailable, errcode.LeaderUnavailable
-	case errors.Is(err, replication.ErrLeaderCatchingUp):
-		return http.StatusServiceUnavailable, errcode.LeaderCatchingUp
-	case errors.Is(err, context.Canceled):
-		return StatusClientClosedRequest, errcode.ClientClosedRequest
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, errcode.Timeout
+	}
+	if status, code, ok := errcode.Replication(err); ok {
+		return status, code
 	}
 	return http.StatusInternalServerError, errcode.Internal
 }

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/kvdb/kvdb/internal/errcode"
 )
 
 // This file carries raft's traffic (hashicorp/raft's NetworkTransport) over
@@ -211,40 +209,11 @@ func (s *RaftStreams) handshake(conn net.Conn, host, path string, deadline time.
 func (s *RaftStreams) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 func (s *RaftStreams) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case s.isClosed():
-		raftHTTPError(w, http.StatusServiceUnavailable, errcode.ShuttingDown, "the raft stream layer is closed")
+	up := upgrade{protocol: RaftProtocol, what: "the raft stream layer", handshake: s.acceptTimeout}
+	// Raft sets its own deadlines once it has the connection.
+	conn, br, ok := up.accept(w, r, s.isClosed())
+	if !ok {
 		return
-	case r.Method != http.MethodGet:
-		w.Header().Set("Allow", http.MethodGet)
-		raftHTTPError(w, http.StatusMethodNotAllowed, errcode.MethodNotAllowed, "use GET with Upgrade: "+RaftProtocol)
-		return
-	case !strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), RaftProtocol):
-		raftHTTPError(w, http.StatusBadRequest, errcode.BadRequest, "want Upgrade: "+RaftProtocol)
-		return
-	case r.ProtoMajor != 1:
-		raftHTTPError(w, http.StatusBadRequest, errcode.BadRequest, "the raft upgrade needs HTTP/1.1")
-		return
-	}
-	conn, rw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		raftHTTPError(w, http.StatusInternalServerError, errcode.Internal, "cannot take over the connection: "+err.Error())
-		return
-	}
-	// The server's read and write deadlines stay on a hijacked connection;
-	// raft sets its own.
-	_ = conn.SetDeadline(time.Now().Add(s.acceptTimeout))
-	if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+RaftProtocol+"\r\n\r\n"); err != nil {
-		conn.Close()
-		return
-	}
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		conn.Close()
-		return
-	}
-	var br *bufio.Reader
-	if rw.Reader.Buffered() > 0 {
-		br = rw.Reader
 	}
 	c := newRaftConn(s, conn, br)
 	if !s.track(c) {

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -106,41 +105,15 @@ func NewStreamServer(cfg StreamServerConfig, rep Replica) (*StreamServer, error)
 func (s *StreamServer) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 func (s *StreamServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case s.isClosed():
-		raftHTTPError(w, http.StatusServiceUnavailable, errcode.ShuttingDown, "the replication stream is closed")
-		return
-	case r.Method != http.MethodGet:
-		w.Header().Set("Allow", http.MethodGet)
-		raftHTTPError(w, http.StatusMethodNotAllowed, errcode.MethodNotAllowed, "use GET with Upgrade: "+StreamProtocol)
-		return
-	case !strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), StreamProtocol):
-		raftHTTPError(w, http.StatusBadRequest, errcode.BadRequest, "want Upgrade: "+StreamProtocol)
-		return
-	case r.ProtoMajor != 1:
-		raftHTTPError(w, http.StatusBadRequest, errcode.BadRequest, "the stream upgrade needs HTTP/1.1")
-		return
-	}
-	conn, rw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		raftHTTPError(w, http.StatusInternalServerError, errcode.Internal, "cannot take over the connection: "+err.Error())
-		return
-	}
-	_ = conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+StreamProtocol+"\r\n\r\n"); err != nil {
-		conn.Close()
-		return
-	}
-	// The server's read and write deadlines stay on a hijacked
-	// connection: lift them.
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		conn.Close()
+	up := upgrade{protocol: StreamProtocol, what: "the replication stream", handshake: s.cfg.HandshakeTimeout}
+	conn, buffered, ok := up.accept(w, r, s.isClosed())
+	if !ok {
 		return
 	}
 	// Bytes the HTTP server read past the request are the first frames.
 	var src io.Reader = conn
-	if n := rw.Reader.Buffered(); n > 0 {
-		early, _ := rw.Reader.Peek(n)
+	if buffered != nil {
+		early, _ := buffered.Peek(buffered.Buffered())
 		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -474,37 +447,19 @@ func (c *serverConn) writeLoop() {
 }
 
 // streamStatus maps a replica's error to the HTTP status and machine code
-// the /internal/ endpoints answer it with (package server's classify, for
-// the errors a replica returns), so the caller builds the same StatusError
-// from a stream answer as from an HTTP one.
+// the /internal/ endpoints answer it with (the stream's own framing errors,
+// then errcode.Replication, which package server's classify uses too), so
+// the caller builds the same StatusError from a stream answer as from an
+// HTTP one.
 func streamStatus(err error) (int, string) {
 	switch {
 	case errors.Is(err, errStreamBadRequest), errors.Is(err, ErrMalformed):
 		return http.StatusBadRequest, errcode.BadRequest
 	case errors.Is(err, ErrTooLarge), errors.Is(err, errFrameTooLarge):
 		return http.StatusRequestEntityTooLarge, errcode.TooLarge
-	case errors.Is(err, replication.ErrInvalid):
-		return http.StatusBadRequest, errcode.InvalidArgument
-	case errors.Is(err, replication.ErrNotFound):
-		return http.StatusNotFound, errcode.NotFound
-	case errors.Is(err, replication.ErrNotLeader):
-		return http.StatusTemporaryRedirect, errcode.NotLeader
-	case errors.Is(err, replication.ErrQuorum):
-		return http.StatusServiceUnavailable, errcode.QuorumNotReached
-	case errors.Is(err, replication.ErrStaleTerm):
-		return http.StatusConflict, errcode.StaleTerm
-	case errors.Is(err, replication.ErrClosed):
-		return http.StatusServiceUnavailable, errcode.ShuttingDown
-	case errors.Is(err, replication.ErrNotReady):
-		return http.StatusServiceUnavailable, errcode.CatchingUp
-	case errors.Is(err, replication.ErrStorage):
-		return http.StatusServiceUnavailable, errcode.StorageFailure
-	case errors.Is(err, replication.ErrLeaderUnavailable):
-		return http.StatusServiceUnavailable, errcode.LeaderUnavailable
-	case errors.Is(err, replication.ErrLeaderCatchingUp):
-		return http.StatusServiceUnavailable, errcode.LeaderCatchingUp
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, errcode.Timeout
+	}
+	if status, code, ok := errcode.Replication(err); ok {
+		return status, code
 	}
 	return http.StatusInternalServerError, errcode.Internal
 }
