@@ -33,7 +33,7 @@ func Experiment(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios: "+strings.Join(experiment.Scenarios, ", ")+" (default all; steady,kill-leader with --quick)")
 	fs.Float64Var(&faultRatio, "fault-ratio", 50, "write ratio in percent of the fault runs")
 	fs.Var((*delaysValue)(&delays), "delays", "delay `profile`: paper, none, paper*F or gap=D,apply=D,read=D[,sequential=BOOL]")
-	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each steady run (default 7s; 2s with --quick, 30s with --full)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each steady run (default 7s; 1.5s with --quick, 30s with --full)")
 	fs.DurationVar(&cfg.FaultDuration, "fault-duration", 0, "length of each fault run (default 8s; 4s with --quick, 30s with --full)")
 	fs.DurationVar(&cfg.FaultAt, "fault-at", 0, "when the fault starts in a fault run (default 2s; 1s with --quick, 8s with --full)")
 	fs.DurationVar(&cfg.HealAt, "heal-at", 0, "when the fault is healed (default 5s; 2.5s with --quick, 18s with --full)")

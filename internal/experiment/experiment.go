@@ -38,23 +38,23 @@ import (
 // Scenarios at FaultRatio.
 //
 // The default durations and rates fit the whole default matrix — 8
-// configs x (4 steady ratios + 4 fault scenarios) = 64 runs — in about 10
-// minutes on a 2-core machine (under the 12 the issue allows), and keep
-// each figure meaningful:
+// configs x (4 steady ratios + 4 fault scenarios) = 64 runs, and a
+// staleness probe for each of the 3 configs with R+W<=N — in about 11
+// minutes on a 2-core machine (10 m 48 s measured; under the 12 the issue
+// allows), and keep each figure meaningful:
 //
 //   - 200 QPS: the paper profile's delays are sleeps, so the cluster is far
 //     from saturated (a few percent of a core), and the rate buys samples.
-//     Each config's staleness curve pools the reads of its four steady
-//     runs, about 2.5 x 200 x 7 = 3,500, of which 2,000-2,500 fall within
-//     the staleness window (t up to 1.2 s), in 12 buckets of t; most land
-//     in the first bucket, so a later bucket holds 30-250 reads and
-//     measures a fraction to within 3-9 points (one standard error at p =
-//     0.5). The RMSE against PBS therefore has a sampling floor of about 4
-//     points, reported beside it (rmse_sampling); --full's 30 s runs bring
-//     it near 2.
 //   - steady runs of 7 s: 1,400 requests each (14 writes at 1%, the ratio
 //     that measures reads). Latency percentiles to p99 hold steady at
 //     that count; p99.9 wants --full.
+//   - staleness probes (probe.go) of 14,400 reads (R=1 configs, 12 s) or
+//     7,200 (R>1, 24 s): about 1,200 or 600 reads in each of the 12
+//     buckets of t, so the measured curve is within about one point of the
+//     truth in each bucket (the RMSE's sampling floor, rmse_sampling, is
+//     about 1 point) and a PBS gap of 2 points is visible. The steady
+//     runs' reads (about 3,500 per config, most of them within a few
+//     milliseconds of a write) could not show that: their floor was 4.
 //   - fault runs of 8 s at 50% writes (100 writes/s: 25 per 250 ms bucket
 //     of the timeline): 2 s of steady load, the fault at 2 s, healed at 5 s
 //     — longer than an election (raft's 0.5 s timeouts elect in about 1 s)
@@ -68,9 +68,10 @@ import (
 //     are therefore unavailable for at least the timeout, whatever the
 //     cluster does meanwhile: that is what a client with this timeout sees.
 //
-// Quick (under 2 minutes): steady at 10% and 50% for 2 s, and only
-// kill-leader, 4 s with the fault from 1 s to 2.5 s. Full: 30 s steady
-// runs and 30 s fault runs (fault from 8 s to 18 s) for steadier tails.
+// Quick (under 2 minutes): steady at 10% and 50% for 1.5 s, only
+// kill-leader, 4 s with the fault from 1 s to 2.5 s, and probes of 2,400
+// reads. Full: 30 s steady runs and 30 s fault runs (fault from 8 s to
+// 18 s) for steadier tails, and probes of 48,000 reads.
 type Config struct {
 	// Configs are the cluster presets to run (default w5r1, w1r5, w3r3,
 	// w1r1, leaderless, leaderless-w3r3, leaderless-w2r2,
@@ -92,7 +93,7 @@ type Config struct {
 	// which PBS's WARS model, which has no read repair, describes R>1
 	// partial quorums.
 	DisableReadRepair bool
-	// Duration is each steady run's length (default 7s; Quick 2s; Full
+	// Duration is each steady run's length (default 7s; Quick 1.5s; Full
 	// 30s).
 	Duration time.Duration
 	// FaultDuration is each fault run's length (default 8s; Quick 4s;
@@ -177,7 +178,7 @@ func (c *Config) SetDefaults(now time.Time) {
 		c.Delays = replication.PaperDelays()
 	}
 	if c.Duration == 0 {
-		c.Duration = pick(7*time.Second, 2*time.Second, 30*time.Second)
+		c.Duration = pick(7*time.Second, 1500*time.Millisecond, 30*time.Second)
 	}
 	if c.FaultDuration == 0 {
 		c.FaultDuration = pick(8*time.Second, 4*time.Second, 30*time.Second)
