@@ -18,7 +18,9 @@ docker info >/dev/null 2>&1 || { echo "ci-docker: the Docker engine does not ans
 echo "--- terraform (install / fmt / validate)"
 TERRAFORM="$(terraform/install.sh)"
 export TERRAFORM
-"$TERRAFORM" version 2>/dev/null | head -n1
+# The first line only; read it all (head would close the pipe early, and
+# terraform's SIGPIPE fails the script under pipefail).
+"$TERRAFORM" version 2>/dev/null | sed -n 1p
 "$TERRAFORM" -chdir=terraform fmt -check -diff
 "$TERRAFORM" -chdir=terraform init -input=false -backend=false >/dev/null
 "$TERRAFORM" -chdir=terraform validate -no-color

@@ -59,7 +59,7 @@ tf init -input=false >/dev/null
 # cleanup.sh's docker fallback or a test): replace whatever the state lists
 # but Docker no longer has.
 REPLACE=()
-if tf state list 2>/dev/null | grep -q '^terraform_data.node'; then
+if tf state list 2>/dev/null | grep '^terraform_data.node' >/dev/null; then
   if ! net="$(tf output -raw network 2>/dev/null)" || ! docker network inspect "$net" >/dev/null 2>&1; then
     REPLACE+=(-replace=terraform_data.network)
   fi

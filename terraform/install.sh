@@ -27,7 +27,10 @@ gobin="${GOBIN:-$(go env GOBIN)}"
 mkdir -p "$gobin"
 
 has_version() { # $1 = terraform binary
-  [ -x "$1" ] && "$1" version 2>/dev/null | head -n1 | grep -qx "Terraform v${TF_VERSION}"
+  # Capture the whole output: head or grep -q would close the pipe early,
+  # and terraform's SIGPIPE fails the pipeline under pipefail.
+  local out
+  [ -x "$1" ] && out="$("$1" version 2>/dev/null)" && [ "${out%%$'\n'*}" = "Terraform v${TF_VERSION}" ]
 }
 
 # Already installed: in GOBIN first, then anywhere on PATH.
