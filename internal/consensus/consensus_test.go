@@ -257,6 +257,13 @@ func (c *cluster) waitLeader(ids ...string) (string, uint64) {
 			if st := c.node(id).State(); st.Leader != l || st.Term != term {
 				return false
 			}
+			// A follower can know the leader from a heartbeat before it
+			// holds the log's first entry, the bootstrap configuration;
+			// without it, it would never campaign, and a test that cuts
+			// the leader off next would wait in vain for a successor.
+			if c.node(id).Stats().LastIndex < 1 {
+				return false
+			}
 		}
 		return true
 	})
