@@ -216,6 +216,10 @@ func (e *Engine) Delete(ctx context.Context, key string, o Options) (WriteResult
 }
 
 // Info describes the node's replication settings and role.
+// Quorums returns this node's W and R: Info's, without the role (a cheap
+// read for every request).
+func (e *Engine) Quorums() (w, r int) { return e.quorums() }
+
 func (e *Engine) Info() Info {
 	inf := e.info()
 	e.arch.describe(&inf)

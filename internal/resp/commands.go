@@ -242,7 +242,10 @@ func (s *Server) cmdSet(conn redcon.Conn, args [][]byte) error {
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
-	if _, err := s.b.Write(ctx, string(key), string(value), replication.Options{}); err != nil {
+	// Key and value in one allocation (the store keeps both): a separate
+	// key string costs a 16-byte size class per key.
+	kv := string(key) + string(value)
+	if _, err := s.b.Write(ctx, kv[:len(key)], kv[len(key):], replication.Options{}); err != nil {
 		return s.mapError(err, "write")
 	}
 	conn.WriteString("OK")
@@ -254,8 +257,12 @@ func (s *Server) read(key []byte) (string, bool, error) {
 	if !s.storable(key) {
 		return "", false, nil
 	}
-	ctx, cancel := s.opContext()
-	defer cancel()
+	ctx := s.ctx
+	if s.readWaits() {
+		var cancel context.CancelFunc
+		ctx, cancel = s.opContext()
+		defer cancel()
+	}
 	res, err := s.b.Read(ctx, string(key), replication.Options{})
 	if errors.Is(err, replication.ErrNotFound) {
 		return "", false, nil
@@ -264,6 +271,18 @@ func (s *Server) read(key []byte) (string, bool, error) {
 		return "", false, s.mapError(err, "read")
 	}
 	return res.Value, true, nil
+}
+
+// readWaits reports whether a read waits for peers (R>1, or an R the
+// backend does not report), and so needs the request timeout: an R=1 read
+// is this node's copy and never blocks.
+func (s *Server) readWaits() bool {
+	q, ok := s.b.(Quorums)
+	if !ok {
+		return true
+	}
+	_, r := q.Quorums()
+	return r > 1
 }
 
 func (s *Server) cmdGet(conn redcon.Conn, args [][]byte) error {

@@ -54,6 +54,13 @@ type Stats interface {
 	Pending() int
 }
 
+// Quorums is optional: a Backend that has it reports its R cheaply, so a
+// GET at R=1 — the local copy, which never waits — runs without a request
+// timer. *replication.Engine has it.
+type Quorums interface {
+	Quorums() (w, r int)
+}
+
 // ErrServerClosed is what Serve returns after Close.
 var ErrServerClosed = errors.New("resp: server closed")
 
