@@ -273,15 +273,10 @@ func (s *Server) read(key []byte) (string, bool, error) {
 	return res.Value, true, nil
 }
 
-// readWaits reports whether a read waits for peers (R>1, or an R the
-// backend does not report), and so needs the request timeout: an R=1 read
-// is this node's copy and never blocks.
+// readWaits reports whether a read waits for peers (R>1), and so needs
+// the request timeout: an R=1 read is this node's copy and never blocks.
 func (s *Server) readWaits() bool {
-	q, ok := s.b.(Quorums)
-	if !ok {
-		return true
-	}
-	_, r := q.Quorums()
+	_, r := s.b.Quorums()
 	return r > 1
 }
 

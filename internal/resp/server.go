@@ -43,6 +43,9 @@ type Backend interface {
 	Delete(ctx context.Context, key string, o replication.Options) (replication.WriteResult, error)
 	// Info describes the node's replication settings and role.
 	Info() replication.Info
+	// Quorums returns the node's W and R: a cheap read for every request
+	// (a GET at R=1 reads the local copy and needs no request timer).
+	Quorums() (w, r int)
 	// Ready reports whether the node serves clients (it has caught up).
 	Ready() bool
 }
@@ -52,13 +55,6 @@ type Backend interface {
 type Stats interface {
 	Keys() int
 	Pending() int
-}
-
-// Quorums is optional: a Backend that has it reports its R cheaply, so a
-// GET at R=1 — the local copy, which never waits — runs without a request
-// timer. *replication.Engine has it.
-type Quorums interface {
-	Quorums() (w, r int)
 }
 
 // ErrServerClosed is what Serve returns after Close.

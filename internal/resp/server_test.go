@@ -100,6 +100,11 @@ func (f *fakeBackend) Info() replication.Info {
 	return f.info
 }
 
+func (f *fakeBackend) Quorums() (w, r int) {
+	inf := f.Info()
+	return inf.W, inf.R
+}
+
 func (f *fakeBackend) Ready() bool { return true }
 
 func (f *fakeBackend) Keys() int {

@@ -31,6 +31,9 @@ type Coordinator interface {
 	SetClusterQuorum(ctx context.Context, w, r int) (replication.ClusterQuorum, error)
 	// Info describes the node's replication settings and role.
 	Info() replication.Info
+	// Quorums returns the node's W and R: a cheap read for every request
+	// (Info also asks the election for the role).
+	Quorums() (w, r int)
 	// Ready reports whether the node serves clients (it has caught up).
 	Ready() bool
 }

@@ -342,7 +342,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	if o.R > 1 || (o.R == 0 && s.coord.Info().R > 1) {
+	if _, nodeR := s.coord.Quorums(); o.R > 1 || (o.R == 0 && nodeR > 1) {
 		// Only a read that waits for peers needs the request timeout; an
 		// R=1 read is served from the local copy and never blocks. A
 		// quorum read may repair replicas, so it runs to its end even if

@@ -186,6 +186,11 @@ func (f *fakeRep) Info() replication.Info {
 	return f.info
 }
 
+func (f *fakeRep) Quorums() (w, r int) {
+	inf := f.Info()
+	return inf.W, inf.R
+}
+
 func (f *fakeRep) Pending() int { return 0 }
 
 func (f *fakeRep) Keys() int {
