@@ -184,9 +184,10 @@ func (i clusterInfo) respLeaderFirst() []string {
 	return addrs
 }
 
-// clusterConfig is the benchmark's cluster: delays off, RESP on.
+// clusterConfig is the benchmark's cluster: delays off, RESP on, no
+// pause gates on its sockets.
 func clusterConfig(preset string, nodes int, peerTransport string) cluster.Config {
-	return cluster.Config{Preset: preset, N: nodes, RESP: true,
+	return cluster.Config{Preset: preset, N: nodes, RESP: true, NoPause: true,
 		Node: node.Config{PeerTransport: peerTransport, Replication: replication.Config{Delays: replication.NoDelays()}}}
 }
 

@@ -17,6 +17,7 @@ func Cluster(ctx context.Context, args []string, env Env) int {
 	fs := newFlagSet("cluster", "--config "+strings.Join(cluster.PresetNames(), "|")+" [flags]", env.Stderr, false)
 	cfg := cluster.DefaultConfig()
 	cfg.BasePort = 8080
+	cfg.NoPause = true // nothing here pauses a node: no gates on its sockets
 	var logLevel string
 	fs.StringVar(&cfg.Preset, "config", cfg.Preset, "replication config: "+strings.Join(cluster.PresetNames(), ", "))
 	fs.IntVar(&cfg.N, "n", cfg.N, "number of nodes")
@@ -32,6 +33,7 @@ func Cluster(ctx context.Context, args []string, env Env) int {
 	})
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "root of the nodes' write-ahead logs, one directory per node (default: none, data lives in memory only)")
 	nodeFlags(fs, &cfg.Node)
+	peerTransportFlag(fs, &cfg.Node)
 	fs.Lookup("cluster-token").Usage = "shared secret for /internal/ and PUT /config (default: a random one, printed at start)"
 	fs.StringVar(&logLevel, "log-level", "error", "node log level: debug, info, warn or error")
 	if err := parseFlags(fs, args, nil); err != nil {

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kvdb/kvdb/internal/node"
@@ -98,6 +99,12 @@ type Config struct {
 	RESP bool
 	// RESPBasePort is the first node's RESP port (with RESP).
 	RESPBasePort int
+	// NoPause leaves the nodes' sockets ungated, and Pause then fails.
+	// Pause needs every connection and peer call wrapped (a check per
+	// socket read and write, an http.Request per stream call); a cluster
+	// that is never paused (kvdb cluster, kvdb bench) should not pay for
+	// it.
+	NoPause bool
 }
 
 // DefaultConfig returns the defaults: w5r1 on five nodes on 127.0.0.1,
@@ -247,7 +254,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		ncfg := cfg.nodeConfig(p, members, respAddrs, i)
 		gate := newPauseGate()
 		c.gates = append(c.gates, gate)
-		if cfg.Network == nil {
+		if c.gated() {
 			gate.wrapOutgoing(&ncfg)
 		}
 		n, err := node.New(ncfg)
@@ -280,7 +287,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 func (c *Cluster) serve(i int, n *node.Node, l, rl net.Listener) {
 	errc := make(chan error, 1)
 	c.errs[i] = errc
-	if c.cfg.Network == nil {
+	if c.gated() {
 		l = gatedListener{Listener: l, gate: c.gates[i]}
 	}
 	go func() { errc <- n.Serve(l) }()
@@ -290,7 +297,7 @@ func (c *Cluster) serve(i int, n *node.Node, l, rl net.Listener) {
 	}
 	respc := make(chan error, 1)
 	c.respc[i] = respc
-	if c.cfg.Network == nil {
+	if c.gated() {
 		rl = gatedListener{Listener: rl, gate: c.gates[i]}
 	}
 	go func() { respc <- n.ServeRESP(rl) }()
@@ -535,6 +542,9 @@ func (c *Cluster) Pause(i int) error {
 	if c.cfg.Network != nil {
 		return errors.New("cluster: Pause needs HTTP between the nodes, not Config.Network")
 	}
+	if c.cfg.NoPause {
+		return errors.New("cluster: Pause is off (Config.NoPause)")
+	}
 	if i < 0 || i >= len(c.gates) {
 		return fmt.Errorf("cluster: no node %d", i+1)
 	}
@@ -556,17 +566,24 @@ func (c *Cluster) Paused(i int) bool {
 	return i >= 0 && i < len(c.gates) && c.gates[i].isPaused()
 }
 
+// gated reports whether the nodes' sockets go through their pause gates.
+func (c *Cluster) gated() bool { return c.cfg.Network == nil && !c.cfg.NoPause }
+
 // pauseGate holds one node's socket traffic while the node is paused.
 type pauseGate struct {
 	mu      sync.Mutex
 	paused  bool
 	resumed chan struct{} // closed while running; a fresh one per pause
+	// running mirrors !paused for wait's lock-free fast path.
+	running atomic.Bool
 }
 
 func newPauseGate() *pauseGate {
 	ch := make(chan struct{})
 	close(ch)
-	return &pauseGate{resumed: ch}
+	g := &pauseGate{resumed: ch}
+	g.running.Store(true)
+	return g
 }
 
 func (g *pauseGate) pause() {
@@ -574,6 +591,7 @@ func (g *pauseGate) pause() {
 	defer g.mu.Unlock()
 	if !g.paused {
 		g.paused, g.resumed = true, make(chan struct{})
+		g.running.Store(false)
 	}
 }
 
@@ -582,6 +600,7 @@ func (g *pauseGate) resume() {
 	defer g.mu.Unlock()
 	if g.paused {
 		g.paused = false
+		g.running.Store(true)
 		close(g.resumed)
 	}
 }
@@ -595,6 +614,9 @@ func (g *pauseGate) isPaused() bool {
 // wait returns true at once when the node runs, else when it is resumed;
 // false if done is closed first.
 func (g *pauseGate) wait(done <-chan struct{}) bool {
+	if g.running.Load() {
+		return true
+	}
 	g.mu.Lock()
 	ch := g.resumed
 	g.mu.Unlock()

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,39 @@ func TestPauseLeader(t *testing.T) {
 			t.Fatal("the resumed old leader still believes it leads beside the new one")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestNoPause: a cluster started with NoPause serves as usual over ungated
+// sockets and refuses Pause rather than pretending to pause a node.
+func TestNoPause(t *testing.T) {
+	c, err := cluster.Start(t.Context(), cluster.Config{Preset: "w5r1", NoPause: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	if err := c.Pause(1); err == nil || !strings.Contains(err.Error(), "NoPause") {
+		t.Fatalf("Pause with NoPause: %v, want a refusal naming NoPause", err)
+	}
+	if c.Paused(1) {
+		t.Fatal("node2 reported paused")
+	}
+	cl, err := kvclient.New(kvclient.Config{Retry: kvclient.NoRetry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader, err := c.WaitLeader(t.Context(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := c.URLs()
+	if _, err := cl.Set(t.Context(), "k", "v", kvclient.At(urls[leader])); err != nil {
+		t.Fatalf("W=5 write: %v", err)
+	}
+	for i, u := range urls {
+		got, err := cl.Get(t.Context(), "k", kvclient.At(u))
+		if err != nil || got.Value != "v" {
+			t.Fatalf("node%d: %+v, %v", i+1, got, err)
+		}
 	}
 }

@@ -70,10 +70,23 @@ func newLink(p Peer, maxInFlight int) *link {
 	return &link{Peer: p, slots: make(chan struct{}, maxInFlight), hints: map[string]hint{}, wake: make(chan struct{}, 1), refusedLog: map[int]bool{}}
 }
 
-// call is one update waiting in a link's batch queue.
+// call is one update waiting in a link's batch queue. Its outcome goes to
+// err (send's single update) or to f's slot i (a write's fan-out, see
+// fanout): complete says which.
 type call struct {
 	u   Update
 	err chan error
+	f   *fanout
+	i   int
+}
+
+// complete reports the call's outcome.
+func (cl *call) complete(err error) {
+	if cl.f != nil {
+		cl.f.settle(cl.i, err)
+		return
+	}
+	cl.err <- err
 }
 
 // maxFlushers is the number of batches in flight per peer.
@@ -103,14 +116,47 @@ func batchFits(n, valueBytes int, u Update) bool {
 // waits for a slot: a peer already saturated counts as a failure, so a
 // slow peer cannot pile up work behind it.
 func (c *core) send(l *link, u Update) error {
-	if time.Now().UnixNano() < l.suspectUntil.Load() {
-		c.met.messages.WithLabelValues("skipped").Inc()
-		return fmt.Errorf("replicate to %s: %w", l.ID(), errPeerSuspect)
-	}
 	if c.cfg.Delays.Sequential || c.cfg.DisableBatching {
+		if err := c.suspect(l, time.Now()); err != nil {
+			return err
+		}
 		return first(c.deliver(l, []Update{u}))
 	}
 	cl := &call{u: u, err: make(chan error, 1)}
+	if err := c.enqueue(l, cl, time.Now()); err != nil {
+		return err
+	}
+	// Bound the wait from enqueueing, not from when a batch carries the
+	// update: an update queued behind a batch to a dead peer must not wait
+	// for that batch's timeout and then its own.
+	t := time.NewTimer(c.cfg.PeerTimeout)
+	defer t.Stop()
+	select {
+	case err := <-cl.err:
+		return err
+	case <-t.C:
+		c.met.messages.WithLabelValues("error").Inc()
+		return fmt.Errorf("replicate to %s: %w", l.ID(), context.DeadlineExceeded)
+	}
+}
+
+// suspect returns errPeerSuspect (counted) while l is marked as failed.
+func (c *core) suspect(l *link, now time.Time) error {
+	if now.UnixNano() < l.suspectUntil.Load() {
+		c.met.messages.WithLabelValues("skipped").Inc()
+		return fmt.Errorf("replicate to %s: %w", l.ID(), errPeerSuspect)
+	}
+	return nil
+}
+
+// enqueue puts cl in l's batch queue and starts a flusher unless
+// maxFlushers already run; a flusher completes cl. It refuses at once
+// (and cl is not completed) when the peer is suspect or its queue is full:
+// a slow peer cannot pile up work behind it.
+func (c *core) enqueue(l *link, cl *call, now time.Time) error {
+	if err := c.suspect(l, now); err != nil {
+		return err
+	}
 	l.bmu.Lock()
 	if len(l.queue) >= c.cfg.MaxInFlightPerPeer {
 		l.bmu.Unlock()
@@ -127,18 +173,7 @@ func (c *core) send(l *link, u Update) error {
 	if start {
 		go c.flush(l)
 	}
-	// Bound the wait from enqueueing, not from when a batch carries the
-	// update: an update queued behind a batch to a dead peer must not wait
-	// for that batch's timeout and then its own.
-	t := time.NewTimer(c.cfg.PeerTimeout)
-	defer t.Stop()
-	select {
-	case err := <-cl.err:
-		return err
-	case <-t.C:
-		c.met.messages.WithLabelValues("error").Inc()
-		return fmt.Errorf("replicate to %s: %w", l.ID(), context.DeadlineExceeded)
-	}
+	return nil
 }
 
 // flush sends l's queued updates in batches until the queue is empty.
@@ -167,9 +202,9 @@ func (c *core) flush(l *link) {
 		errs := c.deliver(l, us)
 		for i, cl := range calls {
 			if errs == nil {
-				cl.err <- nil
+				cl.complete(nil)
 			} else {
-				cl.err <- errs[i]
+				cl.complete(errs[i])
 			}
 		}
 	}

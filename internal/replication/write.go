@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/kvdb/kvdb/internal/ctxtime"
 )
@@ -161,6 +163,10 @@ func (c *core) isClosing() bool {
 // a hint, delivered when it answers again.
 func (c *core) replicate(u Update) <-chan error {
 	out := make(chan error, len(c.links))
+	if !c.cfg.Delays.Sequential && !c.cfg.DisableBatching && c.cfg.Delays.Gap == 0 {
+		c.fanOut(u, out)
+		return out
+	}
 	step := func(l *link) {
 		err := c.send(l, u)
 		ctxtime.Sleep(c.bgCtx, c.cfg.Delays.Gap)
@@ -191,6 +197,71 @@ func (c *core) replicate(u Update) <-chan error {
 		wg.Wait()
 	}()
 	return out
+}
+
+// fanOut is replicate's path when updates are batched and no gap is
+// slept (every parallel profile, production's included): u joins every
+// peer's batch queue directly, and the flushers report each peer's outcome
+// to a fanout. No goroutine or timer per peer: one timer bounds every
+// peer's outcome at PeerTimeout from now, as send's timer does for one.
+func (c *core) fanOut(u Update, out chan error) {
+	c.bg.Add(1)
+	c.pending.Add(1)
+	c.met.pending.Inc()
+	n := len(c.links)
+	f := &fanout{c: c, u: u, out: out, settled: make([]atomic.Bool, n), calls: make([]call, n)}
+	f.left.Store(int32(n))
+	f.timer.Store(time.AfterFunc(c.cfg.PeerTimeout, f.expire))
+	now := time.Now()
+	for i, l := range c.links {
+		cl := &f.calls[i]
+		*cl = call{u: u, f: f, i: i}
+		if err := c.enqueue(l, cl, now); err != nil {
+			f.settle(i, err)
+		}
+	}
+}
+
+// fanout collects one update's outcome per peer for fanOut. Each peer's
+// outcome is settled exactly once — by its flusher, by the refusal to
+// queue it, or by the timer, whichever comes first — and a failure puts
+// the update in that peer's hint outbox. The last outcome ends the
+// background task.
+type fanout struct {
+	c       *core
+	u       Update
+	out     chan error
+	timer   atomic.Pointer[time.Timer] // stopped by the last outcome
+	left    atomic.Int32
+	settled []atomic.Bool
+	calls   []call
+}
+
+// settle reports peer i's outcome unless it was already reported.
+func (f *fanout) settle(i int, err error) {
+	if !f.settled[i].CompareAndSwap(false, true) {
+		return
+	}
+	f.out <- err
+	if err != nil {
+		f.c.hintFor(f.c.links[i], f.u, false)
+	}
+	if f.left.Add(-1) == 0 {
+		if t := f.timer.Load(); t != nil {
+			t.Stop()
+		}
+		f.c.finishTask()
+	}
+}
+
+// expire settles every peer still pending as timed out.
+func (f *fanout) expire() {
+	for i, l := range f.c.links {
+		if !f.settled[i].Load() {
+			f.c.met.messages.WithLabelValues("error").Inc()
+			f.settle(i, fmt.Errorf("replicate to %s: %w", l.ID(), context.DeadlineExceeded))
+		}
+	}
 }
 
 func (c *core) finishTask() {
