@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/kvdb/kvdb/internal/store"
 )
@@ -94,15 +94,18 @@ func (c *core) Read(ctx context.Context, key string, o Options) (ReadResult, err
 // model (package pbs), which the lab checks against measurements, assumes
 // the first answers come from uniformly chosen peers.
 func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead, <-chan peerRead, error) {
-	timer := time.NewTimer(c.cfg.PeerTimeout)
-	defer timer.Stop()
+	// One deadline for every peer's read, not a timer each: the reads end
+	// by it (and the wait below with them), and the last one to finish
+	// releases it. It outlives this call: late answers still arrive on ch.
+	pctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.PeerTimeout)
+	left := &countdown{release: cancel}
+	left.n.Store(int32(len(c.links)))
 	ch := make(chan peerRead, len(c.links))
 	order := rand.Perm(len(c.links))
 	for _, i := range order {
 		l := c.links[i]
 		go func() {
-			pctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.PeerTimeout)
-			defer cancel()
+			defer left.done()
 			e, ok, err := l.Read(pctx, key)
 			if err == nil && ok {
 				err = c.checkVersion(e.Version)
@@ -113,6 +116,7 @@ func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead,
 			ch <- peerRead{l, e, ok, err}
 		}()
 	}
+	done := pctx.Done()
 	var answers []peerRead
 	failed := 0
 	var lastErr error
@@ -132,13 +136,29 @@ func (c *core) readPeers(ctx context.Context, key string, need int) ([]peerRead,
 				continue
 			}
 			answers = append(answers, a)
-		case <-timer.C:
-			return fail(context.DeadlineExceeded)
+		case <-done:
+			if pctx.Err() == context.DeadlineExceeded {
+				return fail(context.DeadlineExceeded)
+			}
+			done = nil // every read ended: their answers are all in ch
+
 		case <-ctx.Done():
 			return fail(ctx.Err())
 		}
 	}
 	return answers, ch, nil
+}
+
+// countdown calls release when its count reaches zero.
+type countdown struct {
+	n       atomic.Int32
+	release func()
+}
+
+func (c *countdown) done() {
+	if c.n.Add(-1) == 0 {
+		c.release()
+	}
 }
 
 // readRepair sends best to every replica read that was behind it, and

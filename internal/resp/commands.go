@@ -240,8 +240,12 @@ func (s *Server) cmdSet(conn redcon.Conn, args [][]byte) error {
 	if !utf8.Valid(value) {
 		return errorf("ERR", "value is not valid UTF-8: kvdb keys and values are UTF-8 text")
 	}
-	ctx, cancel := s.opContext()
-	defer cancel()
+	ctx := s.ctx
+	if s.writeWaits() {
+		var cancel context.CancelFunc
+		ctx, cancel = s.opContext()
+		defer cancel()
+	}
 	// Key and value in one allocation (the store keeps both): a separate
 	// key string costs a 16-byte size class per key.
 	kv := string(key) + string(value)
@@ -275,6 +279,15 @@ func (s *Server) read(key []byte) (string, bool, error) {
 
 // readWaits reports whether a read waits for peers (R>1), and so needs
 // the request timeout: an R=1 read is this node's copy and never blocks.
+// writeWaits reports whether a write waits for peers, and so needs the
+// request timer: with W>1 it waits for acknowledgements, and a leaderless
+// coordinator first asks its peers for the key's version. A
+// leader-follower write at W=1 is answered once the local copy holds it.
+func (s *Server) writeWaits() bool {
+	w, _ := s.b.Quorums()
+	return w > 1 || s.leaderless
+}
+
 func (s *Server) readWaits() bool {
 	_, r := s.b.Quorums()
 	return r > 1

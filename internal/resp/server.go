@@ -66,6 +66,8 @@ type Server struct {
 	b    Backend
 	cmds map[string]*command
 	m    *metrics
+	// leaderless: every write asks the peers first (see writeWaits).
+	leaderless bool
 
 	ctx    context.Context // ends when the server stops: cuts commands short
 	cancel context.CancelFunc
@@ -109,6 +111,7 @@ func New(cfg Config, b Backend) (*Server, error) {
 		started: time.Now(),
 	}
 	s.cmds = s.commandTable()
+	s.leaderless = b.Info().Mode == replication.Leaderless
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
