@@ -8,6 +8,7 @@ import (
 
 	"github.com/kvdb/kvdb/internal/replication"
 	"github.com/kvdb/kvdb/internal/transport"
+	"github.com/kvdb/kvdb/internal/wal"
 )
 
 // peerStreams is the node's part of the replication stream: the dialing
@@ -57,12 +58,21 @@ func streamPeers(cfg *Config, peers []replication.Peer, reg prometheus.Registere
 // serve builds the serving side over rep and returns its handler, for
 // server.Config.Stream.
 func (s *peerStreams) serve(cfg *Config, limits transport.Limits, rep transport.Replica) (http.Handler, error) {
-	srv, err := transport.NewStreamServer(transport.StreamServerConfig{Limits: limits, Logger: cfg.Logger}, rep)
+	srv, err := transport.NewStreamServer(transport.StreamServerConfig{Limits: limits, Logger: cfg.Logger, Inline: inlineReplica(cfg)}, rep)
 	if err != nil {
 		return nil, err
 	}
 	s.server = srv
 	return srv.Handler(), nil
+}
+
+// inlineReplica reports whether this node's replica applies and reads
+// without blocking — no apply or read delay, and no fsync before an apply —
+// so the stream server may run them on each connection's reader
+// (transport.StreamServerConfig.Inline).
+func inlineReplica(cfg *Config) bool {
+	d := cfg.Replication.Delays
+	return d.Apply == 0 && d.Read == 0 && (cfg.DataDir == "" || cfg.Fsync == wal.SyncInterval || cfg.Fsync == wal.SyncNever)
 }
 
 // shutdown lets the streams' requests in progress answer (within ctx),

@@ -39,6 +39,13 @@ type StreamServerConfig struct {
 	HandshakeTimeout time.Duration
 	// Logger receives connection errors (default: discard).
 	Logger *slog.Logger
+	// Inline runs updates and reads on the connection's reader instead of
+	// a goroutine each. Set it only when the replica never blocks on them
+	// (no apply or read delay, no fsync before an apply): then a goroutine,
+	// a context and a cancel entry per request are pure cost, and the
+	// requests of one connection run in their order anyway. Other requests
+	// (quorum changes, probes) always get their own goroutine.
+	Inline bool
 }
 
 // SetDefaults fills zero fields.
@@ -274,6 +281,13 @@ func (c *serverConn) readLoop() {
 		if err == nil {
 			req, err = c.decode(fh, body)
 		}
+		if err == nil && c.s.cfg.Inline && inlineType(fh.typ) {
+			ans, err := c.run(c.ctx, fh.typ, req)
+			if !c.answer(c.ctx, fh, ans, err) {
+				return
+			}
+			continue
+		}
 		select {
 		case c.sem <- struct{}{}:
 		case <-c.ctx.Done():
@@ -358,8 +372,21 @@ func (c *serverConn) handle(ctx context.Context, cancel context.CancelFunc, fh f
 	if err == nil {
 		ans, err = c.run(ctx, fh.typ, req)
 	}
+	c.answer(ctx, fh, ans, err)
+}
+
+// inlineType reports whether requests of type typ may run on the reader
+// (StreamServerConfig.Inline).
+func inlineType(typ byte) bool {
+	return typ == frameReplicate || typ == frameBatch || typ == frameRead
+}
+
+// answer queues the answer to fh (ans, or err as an error frame) unless
+// ctx ended: its caller has stopped waiting. It reports false when the
+// connection is closing.
+func (c *serverConn) answer(ctx context.Context, fh frameHeader, ans []byte, err error) bool {
 	if ctx.Err() != nil {
-		return
+		return c.ctx.Err() == nil
 	}
 	if err != nil {
 		status, code := streamStatus(err)
@@ -367,7 +394,9 @@ func (c *serverConn) handle(ctx context.Context, cancel context.CancelFunc, fh f
 	}
 	select {
 	case c.out <- finishFrame(ans, fh.id):
+		return true
 	case <-c.ctx.Done():
+		return false
 	}
 }
 

@@ -38,8 +38,15 @@ type streamNode struct {
 // endpoint (an older kvdb). limits bound what the server accepts.
 func startStreamNode(t *testing.T, withStream bool, limits transport.Limits) *streamNode {
 	t.Helper()
+	return startStreamNodeConfig(t, withStream, transport.StreamServerConfig{Limits: limits})
+}
+
+// startStreamNodeConfig is startStreamNode with the whole server config.
+func startStreamNodeConfig(t *testing.T, withStream bool, cfg transport.StreamServerConfig) *streamNode {
+	t.Helper()
+	limits := cfg.Limits
 	n := &streamNode{rep: newFake()}
-	srv, err := transport.NewStreamServer(transport.StreamServerConfig{Limits: limits}, n.rep)
+	srv, err := transport.NewStreamServer(cfg, n.rep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +109,19 @@ func connected(t *testing.T, p *transport.StreamPeer) {
 	}
 }
 
-func TestStreamCalls(t *testing.T) {
+// inlineModes runs fn with the server's requests in goroutines and
+// inline (StreamServerConfig.Inline): the answers must not differ.
+func inlineModes(t *testing.T, fn func(t *testing.T, inline bool)) {
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inline=%t", inline), func(t *testing.T) { fn(t, inline) })
+	}
+}
+
+func TestStreamCalls(t *testing.T) { inlineModes(t, testStreamCalls) }
+
+func testStreamCalls(t *testing.T, inline bool) {
 	noLeaks(t)
-	n := startStreamNode(t, true, streamLimits)
+	n := startStreamNodeConfig(t, true, transport.StreamServerConfig{Limits: streamLimits, Inline: inline})
 	p, rec := streamPeer(t, n, transport.StreamConfig{})
 	ctx := context.Background()
 	connected(t, p)
@@ -146,9 +163,11 @@ func TestStreamCalls(t *testing.T) {
 	}
 }
 
-func TestStreamErrorsMatchHTTP(t *testing.T) {
+func TestStreamErrorsMatchHTTP(t *testing.T) { inlineModes(t, testStreamErrorsMatchHTTP) }
+
+func testStreamErrorsMatchHTTP(t *testing.T, inline bool) {
 	noLeaks(t)
-	n := startStreamNode(t, true, streamLimits)
+	n := startStreamNodeConfig(t, true, transport.StreamServerConfig{Limits: streamLimits, Inline: inline})
 	p, _ := streamPeer(t, n, transport.StreamConfig{})
 	ctx := context.Background()
 	connected(t, p)
