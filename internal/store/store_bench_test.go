@@ -1,0 +1,172 @@
+package store
+
+// The benchmarks use only the package's exported API, so that they also
+// run against another implementation of it (copied into a scratch package)
+// for a side-by-side comparison.
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+func benchKeys(n int) []string {
+	ks := make([]string, n)
+	for i := range ks {
+		ks[i] = fmt.Sprintf("user:%08d", i)
+	}
+	return ks
+}
+
+// filled returns a store holding every key of keys with value. It stores
+// copies of the keys, as a server does (each decoded from a request): the
+// benchmarks' own key strings are never the stored ones, or comparing keys
+// would stop at equal pointers.
+func filled(keys []string, value string) *Store {
+	s := New(0)
+	for i, k := range keys {
+		s.Apply(strings.Clone(k), value, uint64(i+1))
+	}
+	return s
+}
+
+// BenchmarkGet reads present keys in random order: a small key space (the
+// tables stay in cache) and a large one (1 M keys, lookups miss the caches).
+func BenchmarkGet(b *testing.B) {
+	for _, n := range []int{1 << 12, 1 << 20} {
+		b.Run(fmt.Sprint("keys=", n), func(b *testing.B) {
+			keys := benchKeys(n)
+			s := filled(keys, "value-of-moderate-length")
+			rng := rand.New(rand.NewPCG(1, 2))
+			order := make([]string, 1<<16)
+			for i := range order {
+				order[i] = keys[rng.IntN(n)]
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, ok := s.Get(order[i&(len(order)-1)]); !ok {
+					b.Fatal("missing key")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGetMissing reads absent keys.
+func BenchmarkGetMissing(b *testing.B) {
+	s := filled(benchKeys(1<<12), "value-of-moderate-length")
+	missing := make([]string, 1<<12)
+	for i := range missing {
+		missing[i] = fmt.Sprintf("absent:%08d", i)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, ok := s.Get(missing[i&(len(missing)-1)]); ok {
+			b.Fatal("found an absent key")
+		}
+	}
+}
+
+// BenchmarkGetParallel reads present keys from every P.
+func BenchmarkGetParallel(b *testing.B) {
+	keys := benchKeys(1 << 14)
+	s := filled(keys, "value-of-moderate-length")
+	var seed atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seed.Add(1), 7))
+		for pb.Next() {
+			if _, ok := s.Get(keys[rng.IntN(len(keys))]); !ok {
+				b.Fatal("missing key")
+			}
+		}
+	})
+}
+
+// BenchmarkApply overwrites existing keys with newer versions.
+func BenchmarkApply(b *testing.B) {
+	keys := benchKeys(1 << 12)
+	s := filled(keys, "value-of-moderate-length")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		s.Apply(keys[i&(len(keys)-1)], "value-of-moderate-length", uint64(len(keys)+i+1))
+	}
+}
+
+// BenchmarkApplyNew inserts keys into an empty store (growth included),
+// 1 M keys per store.
+func BenchmarkApplyNew(b *testing.B) {
+	keys := benchKeys(1 << 20)
+	value := "value-of-moderate-length"
+	s := New(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		j := i & (len(keys) - 1)
+		if j == 0 && i > 0 {
+			b.StopTimer()
+			s = New(0)
+			b.StartTimer()
+		}
+		s.Apply(keys[j], value, uint64(i+1))
+	}
+}
+
+// BenchmarkApplyStale applies updates older than the version held (refused).
+func BenchmarkApplyStale(b *testing.B) {
+	keys := benchKeys(1 << 12)
+	s := New(0)
+	for _, k := range keys {
+		s.Apply(strings.Clone(k), "value-of-moderate-length", 1<<40)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		s.Apply(keys[i&(len(keys)-1)], "value-of-moderate-length", 1)
+	}
+}
+
+// BenchmarkApplyParallel overwrites keys from every P.
+func BenchmarkApplyParallel(b *testing.B) {
+	keys := benchKeys(1 << 14)
+	s := filled(keys, "value-of-moderate-length")
+	var version atomic.Uint64
+	version.Store(uint64(len(keys)))
+	var seed atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seed.Add(1), 7))
+		for pb.Next() {
+			s.Apply(keys[rng.IntN(len(keys))], "value-of-moderate-length", version.Add(1))
+		}
+	})
+}
+
+// BenchmarkParallelGetSet mixes 90% reads and 10% writes over a key space
+// shared by all goroutines.
+func BenchmarkParallelGetSet(b *testing.B) {
+	keys := benchKeys(1 << 14)
+	s := filled(keys, "v")
+	var version atomic.Uint64
+	version.Store(uint64(len(keys)))
+	var seed atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seed.Add(1), 7))
+		for pb.Next() {
+			k := keys[rng.IntN(len(keys))]
+			if rng.IntN(10) == 0 {
+				s.Apply(k, "value-of-moderate-length", version.Add(1))
+			} else {
+				s.Get(k)
+			}
+		}
+	})
+}
