@@ -278,13 +278,21 @@ func (c *core) applyFresh(us ...Update) ([]Update, error) {
 		}
 		us = fresh
 	}
-	applied := us[:0:0]
-	for _, u := range us {
-		if _, ok := c.store.ApplyEntry(u.Key, u.entry()); ok {
-			applied = append(applied, u)
-			if u.Deleted {
-				c.tombs.add(u.Key, u.Version)
+	// applied is us itself until one is not applied (the usual case costs
+	// no copy), then a copy of those that were.
+	applied, copied := us, false
+	for i, u := range us {
+		if _, ok := c.store.ApplyEntry(u.Key, u.entry()); !ok {
+			if !copied {
+				applied, copied = append(us[:0:0], us[:i]...), true
 			}
+			continue
+		}
+		if copied {
+			applied = append(applied, u)
+		}
+		if u.Deleted {
+			c.tombs.add(u.Key, u.Version)
 		}
 	}
 	return applied, nil

@@ -74,7 +74,7 @@ func newLink(p Peer, maxInFlight int) *link {
 // err (send's single update) or to f's slot i (a write's fan-out, see
 // fanout): complete says which.
 type call struct {
-	u   Update
+	u   *Update // the fan-out's own, shared by its calls
 	err chan error
 	f   *fanout
 	i   int
@@ -122,7 +122,7 @@ func (c *core) send(l *link, u Update) error {
 		}
 		return first(c.deliver(l, []Update{u}))
 	}
-	cl := &call{u: u, err: make(chan error, 1)}
+	cl := &call{u: &u, err: make(chan error, 1)}
 	if err := c.enqueue(l, cl, time.Now()); err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func (c *core) flush(l *link) {
 	for {
 		l.bmu.Lock()
 		n, size := 0, 0
-		for n < len(l.queue) && batchFits(n, size, l.queue[n].u) {
+		for n < len(l.queue) && batchFits(n, size, *l.queue[n].u) {
 			size += len(l.queue[n].u.Value)
 			n++
 		}
@@ -197,7 +197,7 @@ func (c *core) flush(l *link) {
 		l.bmu.Unlock()
 		us := make([]Update, n)
 		for i, cl := range calls {
-			us[i] = cl.u
+			us[i] = *cl.u
 		}
 		errs := c.deliver(l, us)
 		for i, cl := range calls {

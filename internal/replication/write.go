@@ -215,7 +215,7 @@ func (c *core) fanOut(u Update, out chan error) {
 	now := time.Now()
 	for i, l := range c.links {
 		cl := &f.calls[i]
-		*cl = call{u: u, f: f, i: i}
+		*cl = call{u: &f.u, f: f, i: i}
 		if err := c.enqueue(l, cl, now); err != nil {
 			f.settle(i, err)
 		}
