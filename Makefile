@@ -28,11 +28,14 @@ test: fmt-check vet lint ## the whole test suite, with the race detector
 	$(GO) test -count=1 -tags kvdb_node -run NodeBuild ./internal/cli/
 
 # The long randomized linearizability test: ROBUSTNESS_SEEDS seeds per config, ROBUSTNESS_DURATION of traffic per run.
+# ROBUSTNESS_HTTP=1 puts node-to-node traffic on loopback sockets (the binary
+# stream, HTTP while it is down) instead of the in-memory network.
 ROBUSTNESS_SEEDS    ?= 200
 ROBUSTNESS_DURATION ?= 2s
-robustness: ## the long robustness test: every config x ROBUSTNESS_SEEDS seeds, faults, porcupine
+ROBUSTNESS_HTTP     ?=
+robustness: ## the long robustness test: every config x ROBUSTNESS_SEEDS seeds, faults, porcupine (ROBUSTNESS_HTTP=1: over real sockets)
 	$(GO) test -count=1 -timeout 3h -parallel 4 -run TestRobustness ./internal/cluster/ \
-		-robustness.seeds=$(ROBUSTNESS_SEEDS) -robustness.duration=$(ROBUSTNESS_DURATION)
+		-robustness.seeds=$(ROBUSTNESS_SEEDS) -robustness.duration=$(ROBUSTNESS_DURATION) $(if $(ROBUSTNESS_HTTP),-robustness.http)
 
 bench: ## Go benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

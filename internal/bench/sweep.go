@@ -311,6 +311,13 @@ func sweepSystem(ctx context.Context, cfg Config, w Workload, sys string, peers 
 	for _, rate := range sc.Rates {
 		d := sc.sweepDrive(cfg.Drive, w, rate, cfg.OverrideWriteRatio)
 		res, err := step(d, false)
+		if err == nil && res.Mode != "" && !sc.stepPasses(res) {
+			// Once more: a stall of the shared machine (another process's
+			// burst) can fail a step that the system passes.
+			first := res
+			res, err = step(d, false)
+			res.Notes = strings.TrimSpace(fmt.Sprintf("%s (rerun: the first attempt did %.0f ops/s, p99 %.3f ms)", res.Notes, first.OpsPerSec, first.P99Ms))
+		}
 		if res.Mode != "" {
 			steps = append(steps, res)
 		}
@@ -359,7 +366,7 @@ func sweepMarkdown(rows []driver.Result, sc SweepConfig) string {
 	fmt.Fprintf(&b, "\n## Rate sweep (open loop)\n\n")
 	fmt.Fprintf(&b, "Each step: open loop at the target rate, %s measured (longer where needed for %d requests) after %s warm-up, at most %d requests in flight, latency from the intended start. "+
 		"p99 in ms per target rate; a step passes when p99 < %g ms, at least %.0f%% of the target is achieved and at most %.1f%% of the operations fail "+
-		"(`*` marks a step that did not; the sweep stops after %d such steps in a row). The **knee** is the highest rate whose step passed.\n",
+		"(`*` marks a step that did not; a step that does not is run once more and the rerun counts, so that a stall of the shared machine does not end a sweep; the sweep stops after %d such steps in a row). The **knee** is the highest rate whose step passed.\n",
 		sc.Duration, sc.MinRequests, sc.Warmup, sc.InFlight, sc.P99LimitMs, sc.MinAchieved*100, sc.MaxErrorRate*100, sweepStopAfter)
 	var wls, systems []string
 	var rates []float64
@@ -418,6 +425,7 @@ func sweepMarkdown(rows []driver.Result, sc SweepConfig) string {
 			cells = append(cells, cell)
 		}
 		writeRow(&b, cells)
+		fmt.Fprintf(&b, "\n![p99 against the target rate, %s](%s.svg)\n", w, sweepChart(w))
 	}
 	return b.String()
 }

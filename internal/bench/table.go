@@ -19,8 +19,9 @@ const (
 	MarkdownFile = "bench.md"
 )
 
-// WriteResults writes dir/bench.json (the rows, a JSON list) and
-// dir/bench.md (the tables).
+// WriteResults writes dir/bench.json (the rows, a JSON list), dir/bench.md
+// (the tables) and the charts bench.md shows (PNG and SVG: ops/s per
+// workload and system, and each swept workload's p99 against the rate).
 func WriteResults(dir string, rows []driver.Result, meta Meta) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -35,7 +36,19 @@ func WriteResults(dir string, rows []driver.Result, meta Meta) error {
 	if err := os.WriteFile(filepath.Join(dir, JSONFile), append(js, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, MarkdownFile), []byte(Markdown(rows, meta)), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, MarkdownFile), []byte(Markdown(rows, meta)), 0o644); err != nil {
+		return err
+	}
+	charts, err := benchCharts(rows, meta.Sweep)
+	if err != nil {
+		return err
+	}
+	for _, c := range charts {
+		if err := c.Save(dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ReadResults reads a bench.json.
@@ -216,6 +229,9 @@ func Markdown(all []driver.Result, meta Meta) string {
 			}
 		}
 		writeRow(&b, cells)
+	}
+	if len(t.workloads) > 0 {
+		fmt.Fprintf(&b, "\n![ops/s per workload and system](%s.svg)\n", throughputChart)
 	}
 
 	b.WriteString("\n## Latency (ms)\n\n")

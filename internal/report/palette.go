@@ -40,7 +40,8 @@ func pts(v ...float64) []vg.Length {
 	return out
 }
 
-// palette is keyed by config name (the cluster presets'). The colours are
+// palette is keyed by config name (the cluster presets') and by kvdb
+// bench's system names. The colours are
 // Okabe and Ito's colour-blind-safe set (yellow replaced by a dark grey,
 // which reads on white) and one purple.
 var palette = map[string]seriesStyle{
@@ -52,6 +53,13 @@ var palette = map[string]seriesStyle{
 	"leaderless-w3r3": {Color: rgb(0x56B4E9), Dashes: pts(2, 2), Glyph: draw.RingGlyph{}, Width: 1.6, Layer: 1, Phase: 0.125},
 	"leaderless-w2r2": {Color: rgb(0x7B3294), Dashes: pts(8, 3, 2, 3), Glyph: draw.CrossGlyph{}, Width: 1.6, Layer: 1, Phase: 0.375},
 	"leaderless-w1r1": {Color: rgb(0x444444), Dashes: pts(4, 2, 1, 2), Glyph: draw.PlusGlyph{}, Width: 1.6, Layer: 1, Phase: 0.875},
+	// kvdb bench's systems (internal/bench): kvdb solid, its peers dashed.
+	"kvdb-resp":    {Color: rgb(0xC0392B), Glyph: draw.CircleGlyph{}, Width: 2.6, Layer: 1, Phase: 0},
+	"kvdb":         {Color: rgb(0xA6761D), Glyph: draw.SquareGlyph{}, Width: 2.2, Layer: 1, Phase: 0.25},
+	"redis":        {Color: rgb(0x8C8C8C), Dashes: pts(6, 3), Glyph: draw.TriangleGlyph{}, Width: 1.8, Layer: 0, Phase: 0.5},
+	"redis-wait4":  {Color: rgb(0x1F3A93), Dashes: pts(2, 2), Glyph: draw.RingGlyph{}, Width: 1.8, Layer: 0, Phase: 0.75},
+	ReferenceStyle: {Color: rgb(0xBBBBBB), Dashes: pts(4, 3), Glyph: draw.CircleGlyph{}, Width: 1.2, Layer: 0},
+	"etcd":         {Color: rgb(0x66A61E), Dashes: pts(8, 3, 2, 3), Glyph: draw.CrossGlyph{}, Width: 1.8, Layer: 0, Phase: 0.125},
 }
 
 // spare colours and dashes for configs outside the palette, chosen by a
