@@ -134,17 +134,8 @@ func BenchmarkApplyStale(b *testing.B) {
 // BenchmarkApplyParallel overwrites keys from every P.
 func BenchmarkApplyParallel(b *testing.B) {
 	keys := benchKeys(1 << 14)
-	s := filled(keys, "value-of-moderate-length")
-	var version atomic.Uint64
-	version.Store(uint64(len(keys)))
-	var seed atomic.Uint64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		rng := rand.New(rand.NewPCG(seed.Add(1), 7))
-		for pb.Next() {
-			s.Apply(keys[rng.IntN(len(keys))], "value-of-moderate-length", version.Add(1))
-		}
+	parallelOps(b, keys, filled(keys, "value-of-moderate-length"), func(s *Store, _ *rand.Rand, k string, version func() uint64) {
+		s.Apply(k, "value-of-moderate-length", version())
 	})
 }
 
@@ -152,21 +143,28 @@ func BenchmarkApplyParallel(b *testing.B) {
 // shared by all goroutines.
 func BenchmarkParallelGetSet(b *testing.B) {
 	keys := benchKeys(1 << 14)
-	s := filled(keys, "v")
-	var version atomic.Uint64
-	version.Store(uint64(len(keys)))
+	parallelOps(b, keys, filled(keys, "v"), func(s *Store, rng *rand.Rand, k string, version func() uint64) {
+		if rng.IntN(10) == 0 {
+			s.Apply(k, "value-of-moderate-length", version())
+		} else {
+			s.Get(k)
+		}
+	})
+}
+
+// parallelOps runs op on random keys from every P, each goroutine with its
+// own random source; version hands out versions above every stored one.
+func parallelOps(b *testing.B, keys []string, s *Store, op func(s *Store, rng *rand.Rand, key string, version func() uint64)) {
+	var v atomic.Uint64
+	v.Store(uint64(len(keys)))
+	version := func() uint64 { return v.Add(1) }
 	var seed atomic.Uint64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		rng := rand.New(rand.NewPCG(seed.Add(1), 7))
 		for pb.Next() {
-			k := keys[rng.IntN(len(keys))]
-			if rng.IntN(10) == 0 {
-				s.Apply(k, "value-of-moderate-length", version.Add(1))
-			} else {
-				s.Get(k)
-			}
+			op(s, rng, keys[rng.IntN(len(keys))], version)
 		}
 	})
 }
