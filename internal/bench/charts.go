@@ -46,7 +46,7 @@ func benchCharts(rows []driver.Result, sc *SweepConfig) ([]report.Chart, error) 
 	t := index(sweep)
 	for _, w := range t.workloads {
 		var lines []report.Line
-		lo, hi := 0.0, 0.0
+		var rates []float64 // every line's, for the limit line's span
 		for _, s := range t.systems {
 			var l report.Line
 			for _, r := range sweep {
@@ -62,13 +62,11 @@ func benchCharts(rows []driver.Result, sc *SweepConfig) ([]report.Chart, error) 
 				l.Name = fmt.Sprintf("%s (knee %.0f/s)", s, k)
 			}
 			lines = append(lines, l)
-			if lo == 0 || slices.Min(l.X) < lo {
-				lo = slices.Min(l.X)
-			}
-			hi = max(hi, slices.Max(l.X))
+			rates = append(rates, l.X...)
 		}
-		if sc != nil && len(lines) > 0 {
-			lines = append(lines, report.Line{Name: fmt.Sprintf("p99 limit %g ms", sc.P99LimitMs), Style: report.ReferenceStyle, X: []float64{lo, hi}, Y: []float64{sc.P99LimitMs, sc.P99LimitMs}})
+		if sc != nil && len(rates) > 0 {
+			lines = append(lines, report.Line{Name: fmt.Sprintf("p99 limit %g ms", sc.P99LimitMs), Style: report.ReferenceStyle,
+				X: []float64{slices.Min(rates), slices.Max(rates)}, Y: []float64{sc.P99LimitMs, sc.P99LimitMs}})
 		}
 		c, err := report.Lines(sweepChart(w), fmt.Sprintf("Rate sweep, %s: p99 against the offered rate (open loop)", w),
 			"target rate (operations per second)", "p99 latency (ms, log)", true, lines)

@@ -570,51 +570,44 @@ func (c *Cluster) Paused(i int) bool {
 func (c *Cluster) gated() bool { return c.cfg.Network == nil && !c.cfg.NoPause }
 
 // pauseGate holds one node's socket traffic while the node is paused.
+// paused changes only under mu (with resumed); wait reads it without the
+// lock, its fast path.
 type pauseGate struct {
 	mu      sync.Mutex
-	paused  bool
+	paused  atomic.Bool
 	resumed chan struct{} // closed while running; a fresh one per pause
-	// running mirrors !paused for wait's lock-free fast path.
-	running atomic.Bool
 }
 
 func newPauseGate() *pauseGate {
 	ch := make(chan struct{})
 	close(ch)
-	g := &pauseGate{resumed: ch}
-	g.running.Store(true)
-	return g
+	return &pauseGate{resumed: ch}
 }
 
 func (g *pauseGate) pause() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.paused {
-		g.paused, g.resumed = true, make(chan struct{})
-		g.running.Store(false)
+	if !g.paused.Load() {
+		g.resumed = make(chan struct{})
+		g.paused.Store(true)
 	}
 }
 
 func (g *pauseGate) resume() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.paused {
-		g.paused = false
-		g.running.Store(true)
+	if g.paused.Load() {
+		g.paused.Store(false)
 		close(g.resumed)
 	}
 }
 
-func (g *pauseGate) isPaused() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.paused
-}
+func (g *pauseGate) isPaused() bool { return g.paused.Load() }
 
 // wait returns true at once when the node runs, else when it is resumed;
 // false if done is closed first.
 func (g *pauseGate) wait(done <-chan struct{}) bool {
-	if g.running.Load() {
+	if !g.paused.Load() {
 		return true
 	}
 	g.mu.Lock()

@@ -78,6 +78,8 @@ type call struct {
 	err chan error
 	f   *fanout
 	i   int
+	// settled: the fan-out has this call's outcome (see fanout.settle).
+	settled atomic.Bool
 }
 
 // complete reports the call's outcome.

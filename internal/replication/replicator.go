@@ -215,11 +215,11 @@ func (e *Engine) Delete(ctx context.Context, key string, o Options) (WriteResult
 	return e.write(ctx, writeOp{key: key, deleted: true}, o, term)
 }
 
-// Info describes the node's replication settings and role.
 // Quorums returns this node's W and R: Info's, without the role (a cheap
 // read for every request).
 func (e *Engine) Quorums() (w, r int) { return e.quorums() }
 
+// Info describes the node's replication settings and role.
 func (e *Engine) Info() Info {
 	inf := e.info()
 	e.arch.describe(&inf)

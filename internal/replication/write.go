@@ -209,13 +209,13 @@ func (c *core) fanOut(u Update, out chan error) {
 	c.pending.Add(1)
 	c.met.pending.Inc()
 	n := len(c.links)
-	f := &fanout{c: c, u: u, out: out, settled: make([]atomic.Bool, n), calls: make([]call, n)}
+	f := &fanout{c: c, u: u, out: out, calls: make([]call, n)}
 	f.left.Store(int32(n))
 	f.timer.Store(time.AfterFunc(c.cfg.PeerTimeout, f.expire))
 	now := time.Now()
 	for i, l := range c.links {
 		cl := &f.calls[i]
-		*cl = call{u: &f.u, f: f, i: i}
+		cl.u, cl.f, cl.i = &f.u, f, i
 		if err := c.enqueue(l, cl, now); err != nil {
 			f.settle(i, err)
 		}
@@ -228,18 +228,17 @@ func (c *core) fanOut(u Update, out chan error) {
 // the update in that peer's hint outbox. The last outcome ends the
 // background task.
 type fanout struct {
-	c       *core
-	u       Update
-	out     chan error
-	timer   atomic.Pointer[time.Timer] // stopped by the last outcome
-	left    atomic.Int32
-	settled []atomic.Bool
-	calls   []call
+	c     *core
+	u     Update
+	out   chan error
+	timer atomic.Pointer[time.Timer] // stopped by the last outcome
+	left  atomic.Int32
+	calls []call // one per peer, in c.links order
 }
 
 // settle reports peer i's outcome unless it was already reported.
 func (f *fanout) settle(i int, err error) {
-	if !f.settled[i].CompareAndSwap(false, true) {
+	if !f.calls[i].settled.CompareAndSwap(false, true) {
 		return
 	}
 	f.out <- err
@@ -257,7 +256,7 @@ func (f *fanout) settle(i int, err error) {
 // expire settles every peer still pending as timed out.
 func (f *fanout) expire() {
 	for i, l := range f.c.links {
-		if !f.settled[i].Load() {
+		if !f.calls[i].settled.Load() {
 			f.c.met.messages.WithLabelValues("error").Inc()
 			f.settle(i, fmt.Errorf("replicate to %s: %w", l.ID(), context.DeadlineExceeded))
 		}

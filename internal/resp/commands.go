@@ -215,7 +215,13 @@ func (s *Server) checkKey(k []byte) error {
 // one that does not exist, for GET, EXISTS and DEL.
 func (s *Server) storable(k []byte) bool { return s.checkKey(k) == nil }
 
-func (s *Server) opContext() (context.Context, context.CancelFunc) {
+// opContext is a command's context: bounded by the request timeout when
+// the command waits for peers (waits), else the server's own (no timer to
+// set and stop on the hot path of W=1 writes and R=1 reads).
+func (s *Server) opContext(waits bool) (context.Context, context.CancelFunc) {
+	if !waits {
+		return s.ctx, func() {}
+	}
 	return context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
 }
 
@@ -240,14 +246,10 @@ func (s *Server) cmdSet(conn redcon.Conn, args [][]byte) error {
 	if !utf8.Valid(value) {
 		return errorf("ERR", "value is not valid UTF-8: kvdb keys and values are UTF-8 text")
 	}
-	ctx := s.ctx
-	if s.writeWaits() {
-		var cancel context.CancelFunc
-		ctx, cancel = s.opContext()
-		defer cancel()
-	}
-	// Key and value in one allocation (the store keeps both): a separate
-	// key string costs a 16-byte size class per key.
+	ctx, cancel := s.opContext(s.writeWaits())
+	defer cancel()
+	// Key and value in one allocation: the update carries both until every
+	// peer has it (the store keeps copies of its own).
 	kv := string(key) + string(value)
 	if _, err := s.b.Write(ctx, kv[:len(key)], kv[len(key):], replication.Options{}); err != nil {
 		return s.mapError(err, "write")
@@ -261,12 +263,8 @@ func (s *Server) read(key []byte) (string, bool, error) {
 	if !s.storable(key) {
 		return "", false, nil
 	}
-	ctx := s.ctx
-	if s.readWaits() {
-		var cancel context.CancelFunc
-		ctx, cancel = s.opContext()
-		defer cancel()
-	}
+	ctx, cancel := s.opContext(s.readWaits())
+	defer cancel()
 	res, err := s.b.Read(ctx, string(key), replication.Options{})
 	if errors.Is(err, replication.ErrNotFound) {
 		return "", false, nil
@@ -277,8 +275,6 @@ func (s *Server) read(key []byte) (string, bool, error) {
 	return res.Value, true, nil
 }
 
-// readWaits reports whether a read waits for peers (R>1), and so needs
-// the request timeout: an R=1 read is this node's copy and never blocks.
 // writeWaits reports whether a write waits for peers, and so needs the
 // request timer: with W>1 it waits for acknowledgements, and a leaderless
 // coordinator first asks its peers for the key's version. A
@@ -288,6 +284,8 @@ func (s *Server) writeWaits() bool {
 	return w > 1 || s.leaderless
 }
 
+// readWaits reports whether a read waits for peers (R>1), and so needs
+// the request timeout: an R=1 read is this node's copy and never blocks.
 func (s *Server) readWaits() bool {
 	_, r := s.b.Quorums()
 	return r > 1
@@ -356,7 +354,7 @@ func (s *Server) cmdDel(conn redcon.Conn, args [][]byte) error {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := s.opContext()
+		ctx, cancel := s.opContext(true)
 		_, err = s.b.Delete(ctx, string(k), replication.Options{})
 		cancel()
 		if err != nil {

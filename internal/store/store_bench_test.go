@@ -73,16 +73,9 @@ func BenchmarkGetMissing(b *testing.B) {
 // BenchmarkGetParallel reads present keys from every P.
 func BenchmarkGetParallel(b *testing.B) {
 	keys := benchKeys(1 << 14)
-	s := filled(keys, "value-of-moderate-length")
-	var seed atomic.Uint64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		rng := rand.New(rand.NewPCG(seed.Add(1), 7))
-		for pb.Next() {
-			if _, ok := s.Get(keys[rng.IntN(len(keys))]); !ok {
-				b.Fatal("missing key")
-			}
+	parallelOps(b, keys, filled(keys, "value-of-moderate-length"), func(s *Store, _ *rand.Rand, k string, _ func() uint64) {
+		if _, ok := s.Get(k); !ok {
+			b.Fatal("missing key")
 		}
 	})
 }
