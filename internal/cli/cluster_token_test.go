@@ -17,18 +17,24 @@ func TestClusterGeneratesToken(t *testing.T) {
 	run := func() (string, func()) {
 		base := freePort(t)
 		ctx, cancel := context.WithCancel(context.Background())
-		var out syncBuffer
+		var out, errOut syncBuffer
 		done := make(chan int, 1)
 		go func() {
-			done <- Cluster(ctx, []string{"--config", "w3r3", "--n", "3", "--base-port", strconv.Itoa(base)}, Env{Stdout: &out, Stderr: &syncBuffer{}})
+			done <- Cluster(ctx, []string{"--config", "w3r3", "--n", "3", "--base-port", strconv.Itoa(base)}, Env{Stdout: &out, Stderr: &errOut})
 		}()
 		// A hang check, not a speed assertion: the start includes an
 		// election, and it once took over 10 s on a loaded machine.
 		deadline := time.Now().Add(30 * time.Second)
 		for !strings.Contains(out.String(), "press Ctrl-C") {
+			select {
+			case code := <-done:
+				cancel()
+				t.Fatalf("cluster exited %d before it started:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+			default:
+			}
 			if time.Now().After(deadline) {
 				cancel()
-				t.Fatalf("cluster did not start:\n%s", out.String())
+				t.Fatalf("cluster did not start:\n%s\nstderr:\n%s", out.String(), errOut.String())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
